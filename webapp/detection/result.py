@@ -1,0 +1,104 @@
+"""The engine's result types. Pure Python (no TensorFlow), so the website can import them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Verdict = Literal["real", "inconclusive", "fake", "no_face"]
+MediaType = Literal["video", "image"]
+
+
+@dataclass
+class MediaInfo:
+    """What probing a file found, before any face work.
+
+    ``duration`` is 0.0 for photos; ``fps`` is 0.0 for photos; ``frame_count`` is 1 for photos.
+    """
+
+    media_type: MediaType
+    width: int
+    height: int
+    duration: float
+    fps: float
+    frame_count: int
+    codec: str = ""
+    rotation: int = 0
+
+
+@dataclass
+class FrameScore:
+    """One scored face in one sampled frame. ``box`` is (x0, y0, x1, y1) in source pixels."""
+
+    index: int
+    timestamp: float
+    track: int
+    box: tuple[int, int, int, int]
+    p_fake: float
+
+
+@dataclass
+class TrackScore:
+    """A face followed across frames. ``p_fake`` is the calibrated temporal (LSTM) score."""
+
+    id: int
+    n_frames: int
+    p_fake: float
+    p_fake_frame_mean: float
+    first_timestamp: float
+    last_timestamp: float
+
+
+@dataclass
+class Chip:
+    """An aligned face chip that was scored. ``image``: (S, S, 3) uint8 RGB. Not serialised."""
+
+    index: int
+    timestamp: float
+    track: int
+    p_fake: float
+    image: np.ndarray = field(repr=False)
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # (S, S, 3) uint8 RGB overlay
+
+
+@dataclass
+class Analysis:
+    """Everything the engine found about one file. ``to_dict()`` is JSON-serialisable.
+
+    ``p_fake`` is None exactly when ``verdict == "no_face"``: a missing face is never "real".
+    """
+
+    path: str
+    media: MediaInfo
+    frames_sampled: int
+    faces_found: int
+    tracks: list[TrackScore]
+    frames: list[FrameScore]
+    p_fake: float | None
+    verdict: Verdict
+    thresholds: dict[str, float]
+    model_version: str
+    timings: dict[str, float]
+    chips: list[Chip] = field(default_factory=list, repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def suspicious_track(self) -> TrackScore | None:
+        """The track that decided the verdict (the most suspicious one), if any."""
+        return max(self.tracks, key=lambda t: t.p_fake) if self.tracks else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("chips")
+        d["chips"] = [
+            {"index": c.index, "timestamp": c.timestamp, "track": c.track, "p_fake": c.p_fake,
+             "has_heatmap": c.heatmap is not None}
+            for c in self.chips
+        ]
+        return d
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
