@@ -1,0 +1,223 @@
+"""Faces: dlib detection, 5-point landmarks, aligned chips, and tracks across frames.
+
+:func:`make_chip` is THE chip function: training (``training/dataset.py``) and serving
+(``pipeline.py``) both cut faces with it, so the model never sees a different crop at
+serving time than it was trained on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+
+DETECT_MAX_SIDE = 640  # frames are downscaled to this longest side for the HOG detector
+MAX_FACES_PER_FRAME = 4
+MIN_FACE_PX = 36  # faces smaller than this (source pixels) are too small to judge
+
+
+def _models_dir() -> Path:
+    """The model folder of the PyPI package ``face-recognition-models`` (not imported:
+    its ``__init__`` needs pkg_resources, which recent setuptools no longer ship)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The package face-recognition-models is not installed (pip install face-recognition-models).")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+@dataclass
+class Face:
+    """A detected face. ``box``: (x0, y0, x1, y1) in frame pixels; ``landmarks``: (5, 2) float32
+    (x, y) in frame pixels; ``score``: detector confidence (higher is surer)."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    score: float
+    shape: dlib.full_object_detection = field(repr=False, default=None)
+
+    @property
+    def size(self) -> float:
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+
+class _Models:
+    """dlib models, loaded once per process (dlib objects are safe to share across threads
+    for detection only under a lock; detection is cheap relative to the CNN)."""
+
+    _lock = threading.Lock()
+    _hog = None
+    _cnn = None
+    _sp5 = None
+    _sp68 = None
+
+    @classmethod
+    def hog(cls):
+        with cls._lock:
+            if cls._hog is None:
+                cls._hog = dlib.get_frontal_face_detector()
+            return cls._hog
+
+    @classmethod
+    def cnn(cls):
+        with cls._lock:
+            if cls._cnn is None:
+                cls._cnn = dlib.cnn_face_detection_model_v1(str(_models_dir() / "mmod_human_face_detector.dat"))
+            return cls._cnn
+
+    @classmethod
+    def sp5(cls):
+        with cls._lock:
+            if cls._sp5 is None:
+                cls._sp5 = dlib.shape_predictor(str(_models_dir() / "shape_predictor_5_face_landmarks.dat"))
+            return cls._sp5
+
+    @classmethod
+    def sp68(cls):
+        with cls._lock:
+            if cls._sp68 is None:
+                cls._sp68 = dlib.shape_predictor(str(_models_dir() / "shape_predictor_68_face_landmarks.dat"))
+            return cls._sp68
+
+
+def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Return (small, factor) with small = rgb resized so its long side <= max_side;
+    factor maps small pixels back to ``rgb`` pixels."""
+    h, w = rgb.shape[:2]
+    f = max(h, w) / max_side
+    if f <= 1.0:
+        return rgb, 1.0
+    small = cv2.resize(rgb, (int(round(w / f)), int(round(h / f))), interpolation=cv2.INTER_AREA)
+    return small, f
+
+
+def _rects_hog(img: np.ndarray, upsample: int) -> list[tuple[dlib.rectangle, float]]:
+    rects, scores, _ = _Models.hog().run(img, upsample, 0.0)
+    return list(zip(rects, scores, strict=False))
+
+
+def _rects_cnn(img: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
+    return [(d.rect, float(d.confidence)) for d in _Models.cnn()(img, 0)]
+
+
+def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
+                 max_side: int = DETECT_MAX_SIDE) -> list[Face]:
+    """Find faces in one frame, largest first.
+
+    rgb: (H, W, 3) uint8 RGB. HOG runs on a copy downscaled to ``max_side``; when it finds
+    nothing it retries with 2x upsampling (small faces), and with ``thorough`` also with dlib's
+    CNN detector (slower; photos and clips where HOG found nothing). Landmarks are fitted on
+    the full-resolution frame.
+    """
+    small, f = _downscale(rgb, max_side)
+    found = _rects_hog(small, 0)
+    if not found:
+        found = _rects_hog(small, 1)
+    if not found and thorough:
+        found = _rects_cnn(small)
+    faces: list[Face] = []
+    sp5 = _Models.sp5()
+    h, w = rgb.shape[:2]
+    for rect, score in found:
+        x0, y0 = max(0, int(rect.left() * f)), max(0, int(rect.top() * f))
+        x1, y1 = min(w, int(rect.right() * f)), min(h, int(rect.bottom() * f))
+        if min(x1 - x0, y1 - y0) < MIN_FACE_PX:
+            continue
+        shape = sp5(rgb, dlib.rectangle(x0, y0, x1, y1))
+        pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+        faces.append(Face(box=(x0, y0, x1, y1), landmarks=pts, score=float(score), shape=shape))
+    faces.sort(key=lambda fc: fc.size, reverse=True)
+    return faces[:MAX_FACES_PER_FRAME]
+
+
+def make_chip(rgb: np.ndarray, face: Face, size: int, padding: float) -> np.ndarray:
+    """THE chip function: an aligned face chip (eyes level, face centred, fixed scale).
+
+    rgb: (H, W, 3) uint8 RGB frame; returns (size, size, 3) uint8 RGB. ``padding`` is dlib's
+    margin around the canonical face as a fraction of its size (0.3 = 30% each side).
+    """
+    chip = dlib.get_face_chip(np.ascontiguousarray(rgb), face.shape, size=size, padding=padding)
+    return np.asarray(chip, dtype=np.uint8)
+
+
+def reflect_pad(rgb: np.ndarray, frac: float = 0.25) -> np.ndarray:
+    """Pad a tight face crop by reflection (``frac`` of its size each side) so the detector
+    sees the whole head. (H, W, 3) -> (H + 2*ph, W + 2*pw, 3)."""
+    h, w = rgb.shape[:2]
+    ph, pw = int(h * frac), int(w * frac)
+    return cv2.copyMakeBorder(rgb, ph, ph, pw, pw, cv2.BORDER_REFLECT_101)
+
+
+def chip_from_crop(rgb: np.ndarray, size: int, padding: float) -> np.ndarray | None:
+    """Chip the main face of a face crop (a training image or a photo); None if no face.
+
+    The crop is reflect-padded first: data-set crops are tight, and dlib misses faces that
+    touch the border.
+    """
+    padded = reflect_pad(rgb)
+    faces = detect_faces(padded, thorough=False)
+    if not faces:
+        return None
+    return make_chip(padded, faces[0], size, padding)
+
+
+def landmarks68(chip: np.ndarray) -> np.ndarray:
+    """68 dlib landmarks of the face in an aligned chip. Returns (68, 2) float32 (x, y).
+
+    Chips are aligned, so the face sits in a known square; the predictor is started there.
+    """
+    s = chip.shape[0]
+    rect = dlib.rectangle(int(0.18 * s), int(0.22 * s), int(0.82 * s), int(0.9 * s))
+    shape = _Models.sp68()(np.ascontiguousarray(chip), rect)
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+
+
+@dataclass
+class TrackedFace:
+    """One face in one sampled frame, assigned to a track."""
+
+    frame: int  # position in the sampled-frame list
+    face: Face
+    track: int = -1
+
+
+def link_tracks(per_frame: list[list[Face]]) -> list[list[TrackedFace]]:
+    """Link faces of successive sampled frames into tracks (greedy, nearest centre).
+
+    A face joins the track whose last face is nearest, if the centres are within 0.6 face
+    sizes and the sizes within a factor 1.8; otherwise it starts a new track. Returns tracks
+    ordered by length (longest first), each a list of TrackedFace in frame order.
+    """
+    tracks: list[list[TrackedFace]] = []
+    for fi, faces in enumerate(per_frame):
+        taken: set[int] = set()
+        for face in faces:
+            best, best_d = -1, math.inf
+            for ti, tr in enumerate(tracks):
+                if ti in taken:
+                    continue
+                last = tr[-1].face
+                ratio = face.size / max(last.size, 1.0)
+                d = math.dist(face.center, last.center) / max(last.size, 1.0)
+                if d < 0.6 and 1 / 1.8 < ratio < 1.8 and d < best_d:
+                    best, best_d = ti, d
+            if best >= 0:
+                tracks[best].append(TrackedFace(fi, face))
+                taken.add(best)
+            else:
+                tracks.append([TrackedFace(fi, face)])
+                taken.add(len(tracks) - 1)
+    tracks.sort(key=len, reverse=True)
+    for ti, tr in enumerate(tracks):
+        for tf in tr:
+            tf.track = ti
+    return tracks

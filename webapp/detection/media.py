@@ -1,0 +1,339 @@
+"""Reading media: probe a file by its content, load a photo, sample frames from a clip.
+
+No TensorFlow here: the website calls :func:`probe_media` inside the upload request.
+
+Decoding is the floor of the engine's speed, so clips are decoded with PyAV (threaded FFmpeg)
+and, for long clips, with non-reference frames skipped (they are never a decoder dependency,
+so skipping them halves the work and leaves evenly spread frames to sample from). Only the
+frames chosen for analysis are converted to RGB arrays, so memory stays bounded whatever the
+clip's length.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import (
+    CorruptMediaError,
+    MediaTooLargeError,
+    MediaTooLongError,
+    NoFramesError,
+    UnsupportedMediaError,
+)
+from .result import MediaInfo
+
+#: Pillow format names we accept as photos.
+IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "MPO"}
+#: File name extensions the website offers (content decides; this is only for messages/forms).
+VIDEO_EXTENSIONS = ("mp4", "mov", "avi", "mkv", "webm", "mpg", "mpeg", "m4v")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
+#: Containers FFmpeg may report for the videos we accept (demuxer names, comma lists split).
+VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "avi", "matroska", "webm", "mpeg",
+                    "mpegts", "mpegvideo", "m4v", "h264", "hevc"}
+
+DEFAULT_MAX_PIXELS = 40_000_000  # a photo larger than this is refused before decoding
+MAX_VIDEO_PIXELS = 7680 * 4320  # 8K; larger video frames are refused
+WORK_MAX_SIDE = 1920  # sampled frames are downscaled to this longest side (bounded memory)
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass
+class SampledFrames:
+    """Frames chosen for analysis.
+
+    ``frames``: list of (H, W, 3) uint8 RGB arrays, at most ``WORK_MAX_SIDE`` on the long side.
+    ``timestamps``: seconds from the start of the clip, one per frame (0.0 for a photo).
+    ``indices``: index of each frame among the decoded stream (0 for a photo).
+    ``scale``: factor from work-frame pixels back to source pixels (>= 1).
+    """
+
+    info: MediaInfo
+    frames: list[np.ndarray]
+    timestamps: list[float]
+    indices: list[int]
+    scale: float = 1.0
+    warnings: list[str] | None = None
+
+
+def _open_image(path: Path) -> Image.Image | None:
+    """Open a file as a Pillow image (header only), or None if it is not an image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except UnidentifiedImageError:
+        return None
+    except Image.DecompressionBombError as err:
+        raise MediaTooLargeError(
+            "This picture has too many pixels to analyse safely. Please upload a smaller image."
+        ) from err
+    except OSError:
+        return None
+    return img
+
+
+def _check_image(img: Image.Image, max_pixels: int) -> None:
+    if img.format == "GIF":
+        raise UnsupportedMediaError(
+            "GIF files are not supported. Please upload a photo (JPEG, PNG, WebP, BMP) or a video "
+            "(MP4, MOV, AVI, MKV, WebM)."
+        )
+    if img.format not in IMAGE_FORMATS:
+        raise UnsupportedMediaError(
+            f"{img.format or 'This'} images are not supported. Please upload JPEG, PNG, WebP or BMP."
+        )
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise CorruptMediaError("This picture has no pixels.")
+    if w * h > max_pixels:
+        raise MediaTooLargeError(
+            f"This picture is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels. "
+            "Please upload a smaller image."
+        )
+
+
+def _image_info(img: Image.Image) -> MediaInfo:
+    w, h = img.size
+    orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: width and height swap
+        w, h = h, w
+    return MediaInfo(media_type="image", width=w, height=h, duration=0.0, fps=0.0, frame_count=1,
+                     codec=(img.format or "").lower())
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        if container.streams.audio:
+            raise NoFramesError("This file has sound but no picture. Please upload a video with a visible face.")
+        raise NoFramesError("This file has no video stream.")
+    return container.streams.video[0]
+
+
+def _video_info(container: av.container.InputContainer, stream) -> MediaInfo:
+    ctx = stream.codec_context
+    fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+        fps = 0.0
+    duration = 0.0
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000
+    if not math.isfinite(duration) or duration < 0:
+        duration = 0.0
+    frames = int(stream.frames or 0)
+    if frames <= 0 and duration > 0 and fps > 0:
+        frames = int(round(duration * fps))
+    if duration <= 0 and frames > 0 and fps > 0:
+        duration = frames / fps
+    return MediaInfo(media_type="video", width=int(ctx.width or 0), height=int(ctx.height or 0),
+                     duration=round(duration, 3), fps=round(fps, 3), frame_count=frames,
+                     codec=ctx.name or "")
+
+
+def _open_video(path: Path):
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise UnsupportedMediaError(
+            "This file is neither a photo nor a video we can read. Supported: JPEG, PNG, WebP, BMP "
+            "photos and MP4, MOV, AVI, MKV, WebM videos."
+        ) from err
+    fmt = set((container.format.name or "").split(","))
+    if not fmt & VIDEO_CONTAINERS:
+        container.close()
+        raise UnsupportedMediaError(
+            f"This file's format ({container.format.long_name or container.format.name}) is not a "
+            "supported video or photo format."
+        )
+    return container
+
+
+def _check_video(info: MediaInfo, max_duration: float | None) -> None:
+    if info.width <= 0 or info.height <= 0:
+        raise CorruptMediaError("This video's picture size is missing or zero; the file looks damaged.")
+    if info.width * info.height > MAX_VIDEO_PIXELS:
+        raise MediaTooLargeError(
+            f"This video is {info.width}x{info.height}; the largest supported is 8K (7680x4320)."
+        )
+    if max_duration is not None and info.duration > max_duration:
+        raise MediaTooLongError(
+            f"This video lasts {info.duration:.0f} s; the limit is {max_duration:.0f} s. "
+            "Please trim it to the part with the face you want checked."
+        )
+
+
+def probe_media(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_duration: float | None = None) -> MediaInfo:
+    """Check that ``path`` is a photo or video we can analyse, by content, and describe it.
+
+    Cheap: reads headers and decodes at most one picture. Raises a :class:`DetectionError`
+    subclass with a user-facing message when the file cannot be analysed.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise CorruptMediaError("The file is empty.")
+    img = _open_image(path)
+    if img is not None:
+        with img:
+            _check_image(img, max_pixels)
+            info = _image_info(img)
+            try:
+                img.load()
+            except (OSError, ValueError, SyntaxError) as err:
+                raise CorruptMediaError("This picture is damaged and cannot be decoded.") from err
+            return info
+    container = _open_video(path)
+    with container:
+        stream = _video_stream(container)
+        info = _video_info(container, stream)
+        _check_video(info, max_duration)
+        try:
+            for frame in container.decode(stream):
+                if frame.width > 0:
+                    break
+            else:
+                raise NoFramesError("This video contains no picture frames.")
+        except av.error.FFmpegError as err:
+            raise CorruptMediaError("This video is damaged: its first frame cannot be decoded.") from err
+    return info
+
+
+def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> SampledFrames:
+    """Load a photo as one RGB frame, EXIF orientation applied. Any mode (CMYK, 16-bit, grey)."""
+    path = Path(path)
+    img = _open_image(path)
+    if img is None:
+        raise UnsupportedMediaError("This file is not a picture we can read.")
+    with img:
+        _check_image(img, max_pixels)
+        try:
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                top = 65535.0 if arr.max() > 255 else 255.0
+                grey = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+                rgb = np.repeat(grey[..., None], 3, axis=2)
+            else:
+                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as err:
+            raise CorruptMediaError("This picture is damaged and cannot be decoded.") from err
+    h, w = rgb.shape[:2]
+    info = MediaInfo(media_type="image", width=w, height=h, duration=0.0, fps=0.0, frame_count=1,
+                     codec=(img.format or "").lower())
+    return SampledFrames(info=info, frames=[np.ascontiguousarray(rgb)], timestamps=[0.0],
+                         indices=[0], warnings=[])
+
+
+def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
+    k = (int(round(rotation / 90)) % 4)
+    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
+def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None = None,
+                 progress: ProgressFn | None = None) -> SampledFrames:
+    """Decode a clip once and keep ``n_frames`` frames spread evenly over its whole length.
+
+    Returns fewer frames when the clip has fewer. A damaged tail ends decoding early with a
+    warning (the frames before it are still analysed); no decodable frame at all raises.
+    """
+    path = Path(path)
+    container = _open_video(path)
+    with container:
+        stream = _video_stream(container)
+        info = _video_info(container, stream)
+        _check_video(info, max_duration)
+        scale = max(1.0, max(info.width, info.height) / WORK_MAX_SIDE)
+        out_w = int(round(info.width / scale)) // 2 * 2 or info.width
+        out_h = int(round(info.height / scale)) // 2 * 2 or info.height
+        stream.thread_type = "AUTO"
+        # Long clips: skip non-reference frames (B-frames) — about half the decode work.
+        if info.frame_count >= 6 * n_frames:
+            stream.codec_context.skip_frame = "NONREF"
+        expected = info.duration if info.duration > 0 else None
+        targets = (np.linspace(0.0, expected * (1 - 1 / max(info.frame_count, 1)), n_frames)
+                   if expected else None)
+        frames: list[np.ndarray] = []
+        stamps: list[float] = []
+        indices: list[int] = []
+        notes: list[str] = []
+        # Without a known duration, keep every ``stride``-th frame and thin out when full.
+        stride = 1
+        buffer: list[tuple[int, float, av.VideoFrame]] = []
+        t0: float | None = None
+        index = -1
+        rotation = 0
+
+        def to_rgb(fr: av.VideoFrame) -> np.ndarray:
+            rgb = fr.to_ndarray(format="rgb24", width=out_w, height=out_h)
+            return _rotate(rgb, rotation)
+
+        try:
+            for fr in container.decode(stream):
+                index += 1
+                if index == 0:
+                    rotation = int(getattr(fr, "rotation", 0) or 0)
+                t = float(fr.time) if fr.time is not None else (index / info.fps if info.fps else float(index))
+                if t0 is None:
+                    t0 = t
+                t -= t0
+                if targets is not None:
+                    k = len(frames)
+                    if k < n_frames and t + 1e-6 >= targets[k]:
+                        frames.append(to_rgb(fr))
+                        stamps.append(round(t, 3))
+                        indices.append(index)
+                        if progress:
+                            progress(len(frames) / n_frames)
+                    if len(frames) >= n_frames:
+                        break
+                else:
+                    if index % stride == 0:
+                        buffer.append((index, t, to_rgb(fr)))
+                        if len(buffer) >= 2 * n_frames:
+                            buffer = buffer[::2]
+                            stride *= 2
+        except av.error.FFmpegError:
+            notes.append(f"The file is damaged after {max(stamps[-1] if stamps else 0.0, 0.0):.1f} s; "
+                         "only the readable part was analysed.")
+        if targets is None and buffer:
+            pick = np.unique(np.linspace(0, len(buffer) - 1, min(n_frames, len(buffer))).round().astype(int))
+            for i in pick:
+                indices.append(buffer[i][0])
+                stamps.append(round(buffer[i][1], 3))
+                frames.append(buffer[i][2])
+    if not frames:
+        if notes:
+            raise CorruptMediaError("This video is damaged: no frame could be decoded.")
+        raise NoFramesError("This video contains no picture frames.")
+    if info.duration <= 0 and stamps:
+        info.duration = stamps[-1]
+    if rotation % 180:
+        info.width, info.height = info.height, info.width
+    info.rotation = rotation
+    return SampledFrames(info=info, frames=frames, timestamps=stamps, indices=indices, scale=scale,
+                         warnings=notes)
+
+
+def load_media(path: str | Path, n_frames: int, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_duration: float | None = None,
+               progress: ProgressFn | None = None) -> SampledFrames:
+    """Load a photo (one frame) or sample ``n_frames`` from a clip, deciding by content."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise CorruptMediaError("The file is empty.")
+    img = _open_image(path)
+    if img is not None:
+        img.close()
+        return load_image(path, max_pixels=max_pixels)
+    return sample_video(path, n_frames, max_duration=max_duration, progress=progress)

@@ -1,0 +1,227 @@
+"""``analyze(path) -> Analysis``: the one entry point the website, the CLI and evaluation share.
+
+Stages: decode (sample frames) -> detect (dlib HOG faces + 5-point landmarks) -> align (chips
+with :func:`faces.make_chip`, the function training uses) -> features (backbone) -> classify
+(per-frame head, then the LSTM per face track; the clip's score is its most suspicious track)
+-> explain (Grad-CAM of the most suspicious frames).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
+from .errors import ModelNotFoundError
+from .faces import Face, detect_faces, link_tracks, make_chip
+from .media import DEFAULT_MAX_PIXELS, SampledFrames, load_media
+from .result import Analysis, Chip, FrameScore, TrackScore
+
+ProgressCallback = Callable[[str, float], None]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
+BATCH = 16
+EXPLAIN_TOP = 3  # Grad-CAM overlays for this many most suspicious frames
+MIN_TRACK_FRACTION = 0.25  # tracks shorter than this share of the longest are not decisive
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def overlay_heatmap(chip: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a (h, w) [0, 1] activation map over a (S, S, 3) uint8 RGB chip (jet colours)."""
+    s = chip.shape[0]
+    heat = cv2.resize(cam, (s, s), interpolation=cv2.INTER_CUBIC)
+    colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(chip, 1 - alpha, colour, alpha, 0.0)
+
+
+class Detector:
+    """A loaded model. Build once per process with :func:`get_detector`; ``analyze`` is
+    thread-safe (network calls are serialised: two CPU cores gain nothing from overlap)."""
+
+    def __init__(self, model_dir: str | Path = DEFAULT_MODEL_DIR):
+        model_dir = Path(model_dir)
+        if not (model_dir / CONFIG_FILE).is_file():
+            raise ModelNotFoundError(
+                f"No trained model in {model_dir} (config.json missing). Train one with "
+                "`flask --app app train` or restore the shipped model/ folder."
+            )
+        self.model_dir = model_dir
+        self.cfg = ModelConfig.load(model_dir)
+        self.nets = DetectorNets(self.cfg, backbone_weights=None)
+        self.nets.load_weights(model_dir)
+        self._lock = threading.Lock()
+        # Warm up once so the first upload does not pay for graph tracing.
+        self._features(np.zeros((1, self.cfg.chip_size, self.cfg.chip_size, 3), np.uint8))
+
+    @property
+    def version(self) -> str:
+        return self.cfg.version
+
+    @property
+    def config(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self.cfg)
+
+    # -- network calls ------------------------------------------------------------------
+    def _features(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N, S, S, 3) uint8 -> fmaps (N, h, w, C), pooled (N, C), frame logits (N,)."""
+        fmaps, pooled, logits = [], [], []
+        with self._lock:
+            for i in range(0, len(chips), BATCH):
+                x = self.nets.preprocess(chips[i:i + BATCH])
+                fm, po = self.nets.features(x, training=False)
+                lg = self.nets.frame_head(po, training=False)
+                fmaps.append(np.asarray(fm))
+                pooled.append(np.asarray(po))
+                logits.append(np.asarray(lg)[:, 0])
+        return np.concatenate(fmaps), np.concatenate(pooled), np.concatenate(logits)
+
+    def track_logit(self, pooled: np.ndarray, frame_logits: np.ndarray) -> float:
+        """One track: pooled (T, C), frame_logits (T,) -> uncalibrated track logit."""
+        t = min(len(pooled), self.cfg.max_sequence)
+        idx = np.linspace(0, len(pooled) - 1, t).round().astype(int)
+        feats = pooled[idx][None].astype(np.float32)
+        lg = frame_logits[idx][None, :, None].astype(np.float32)
+        mask = np.ones((1, t), dtype=bool)
+        with self._lock:
+            out = self.nets.temporal([feats, lg, mask], training=False)
+        return float(np.asarray(out)[0, 0])
+
+    # -- the pipeline -------------------------------------------------------------------
+    def analyze(self, path: str | Path, *, progress: ProgressCallback | None = None,
+                max_duration: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                explain: bool = True) -> Analysis:
+        """Analyse one photo or clip. Raises a ``DetectionError`` subclass for bad media."""
+        def report(stage: str, frac: float) -> None:
+            if progress:
+                progress(stage, float(min(max(frac, 0.0), 1.0)))
+
+        timings: dict[str, float] = {}
+        t_all = t = time.perf_counter()
+        report("decode", 0.0)
+        sampled: SampledFrames = load_media(
+            path, self.cfg.frames, max_pixels=max_pixels, max_duration=max_duration,
+            progress=lambda f: report("decode", f))
+        timings["decode"] = time.perf_counter() - t
+        info = sampled.info
+        is_photo = info.media_type == "image"
+
+        t = time.perf_counter()
+        per_frame: list[list[Face]] = []
+        for i, frame in enumerate(sampled.frames):
+            per_frame.append(detect_faces(frame, thorough=is_photo))
+            report("detect", (i + 1) / len(sampled.frames))
+        if not is_photo and not any(per_frame):
+            # HOG saw nothing anywhere: try the CNN detector on a few frames before giving up.
+            probe = np.linspace(0, len(sampled.frames) - 1, min(4, len(sampled.frames))).round().astype(int)
+            if any(detect_faces(sampled.frames[i], thorough=True) for i in probe):
+                per_frame = [detect_faces(fr, thorough=True) for fr in sampled.frames]
+        timings["detect"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        tracks = link_tracks(per_frame)
+        flat = [tf for tr in tracks for tf in tr]
+        chips = (np.stack([make_chip(sampled.frames[tf.frame], tf.face, self.cfg.chip_size,
+                                     self.cfg.chip_padding) for tf in flat])
+                 if flat else np.zeros((0, self.cfg.chip_size, self.cfg.chip_size, 3), np.uint8))
+        timings["align"] = time.perf_counter() - t
+        report("align", 1.0)
+
+        warnings = list(sampled.warnings or [])
+        base = dict(path=str(path), media=info, frames_sampled=len(sampled.frames),
+                    faces_found=len(flat), thresholds=self.cfg.thresholds,
+                    model_version=self.cfg.version, warnings=warnings)
+        if not flat:
+            timings["total"] = time.perf_counter() - t_all
+            report("done", 1.0)
+            return Analysis(tracks=[], frames=[], p_fake=None, verdict="no_face",
+                            timings=_round(timings), **base)
+
+        t = time.perf_counter()
+        report("features", 0.0)
+        fmaps, pooled, logits = self._features(chips)
+        timings["features"] = time.perf_counter() - t
+        report("features", 1.0)
+
+        t = time.perf_counter()
+        frame_p = sigmoid(logits / self.cfg.frame_temperature)
+        track_scores: list[TrackScore] = []
+        frame_scores: list[FrameScore] = []
+        pos = 0
+        for ti, tr in enumerate(tracks):
+            sl = slice(pos, pos + len(tr))
+            pos += len(tr)
+            p = float(sigmoid(self.track_logit(pooled[sl], logits[sl]) / self.cfg.temperature))
+            stamps = [sampled.timestamps[tf.frame] for tf in tr]
+            track_scores.append(TrackScore(
+                id=ti, n_frames=len(tr), p_fake=round(p, 4),
+                p_fake_frame_mean=round(float(np.mean(frame_p[sl])), 4),
+                first_timestamp=min(stamps), last_timestamp=max(stamps)))
+            for k, tf in enumerate(tr):
+                box = tuple(int(round(v * sampled.scale)) for v in tf.face.box)
+                frame_scores.append(FrameScore(
+                    index=sampled.indices[tf.frame], timestamp=sampled.timestamps[tf.frame],
+                    track=ti, box=box, p_fake=round(float(frame_p[sl][k]), 4)))
+        longest = max(t.n_frames for t in track_scores)
+        decisive = [t for t in track_scores
+                    if t.n_frames >= max(1, math.ceil(MIN_TRACK_FRACTION * longest))]
+        p_fake = max(t.p_fake for t in decisive)
+        if len(track_scores) > len(decisive):
+            warnings.append(f"{len(track_scores) - len(decisive)} briefly seen face(s) were shown "
+                            "but did not count towards the verdict.")
+        timings["classify"] = time.perf_counter() - t
+        report("classify", 1.0)
+
+        t = time.perf_counter()
+        top = np.argsort(-frame_p)[:EXPLAIN_TOP].tolist() if explain else []
+        cam_of = dict(zip(top, self.nets.cam(fmaps[top]), strict=True)) if top else {}
+        chip_list = []
+        for j, tf in enumerate(flat):
+            heat = overlay_heatmap(chips[j], cam_of[j]) if j in cam_of else None
+            chip_list.append(Chip(index=sampled.indices[tf.frame], timestamp=sampled.timestamps[tf.frame],
+                                  track=tf.track, p_fake=round(float(frame_p[j]), 4),
+                                  image=chips[j], heatmap=heat))
+        timings["explain"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t_all
+        frame_scores.sort(key=lambda f: (f.timestamp, f.track))
+        chip_list.sort(key=lambda c: (c.timestamp, c.track))
+        report("done", 1.0)
+        return Analysis(tracks=track_scores, frames=frame_scores, p_fake=round(p_fake, 4),
+                        verdict=self.cfg.verdict(p_fake), timings=_round(timings),
+                        chips=chip_list, **base)
+
+
+def _round(t: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in t.items()}
+
+
+_detectors: dict[Path, Detector] = {}
+_detectors_lock = threading.Lock()
+
+
+def get_detector(model_dir: str | Path | None = None) -> Detector:
+    """The process-wide detector for ``model_dir`` (default: $DEEPFAKE_MODEL_DIR or model/),
+    loaded on first use."""
+    model_dir = Path(model_dir or os.environ.get("DEEPFAKE_MODEL_DIR") or DEFAULT_MODEL_DIR).resolve()
+    with _detectors_lock:
+        if model_dir not in _detectors:
+            _detectors[model_dir] = Detector(model_dir)
+        return _detectors[model_dir]
+
+
+def analyze(path: str | Path, *, progress: ProgressCallback | None = None,
+            model_dir: str | Path | None = None, **kwargs) -> Analysis:
+    """Analyse ``path`` with the process-wide detector. See :meth:`Detector.analyze`."""
+    return get_detector(model_dir).analyze(path, progress=progress, **kwargs)

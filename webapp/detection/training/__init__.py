@@ -1,0 +1,1 @@
+"""Training and evaluation of the detector (uses the engine's own chip, backbone and LSTM code)."""
