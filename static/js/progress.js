@@ -1,0 +1,74 @@
+/* Result page while an analysis runs: poll the small JSON status endpoint and move the
+   progress bar. Reloads the page when the job is done or failed. Without JavaScript the
+   page refreshes itself (<noscript> meta refresh). */
+(function () {
+  "use strict";
+
+  var box = document.getElementById("job");
+  if (!box || !window.fetch) return;
+
+  var url = box.getAttribute("data-status-url");
+  var bar = document.getElementById("job-progress");
+  var percent = box.querySelector("[data-percent]");
+  var label = box.querySelector("[data-stage-label]");
+  var queue = box.querySelector("[data-queue]");
+  var steps = box.querySelectorAll("[data-stage]");
+  // Engine stages in order; "align" shows as part of "detect", "save" completes all.
+  var order = ["decode", "detect", "features", "classify", "explain"];
+  var alias = { align: "detect" };
+  var failures = 0;
+
+  function markStages(stage) {
+    var current = alias[stage] || stage;
+    var index = stage === "save" ? order.length : order.indexOf(current);
+    for (var i = 0; i < steps.length; i++) {
+      var at = order.indexOf(steps[i].getAttribute("data-stage"));
+      steps[i].classList.toggle("is-done", index >= 0 && at < index);
+      steps[i].classList.toggle("is-active", at === index);
+    }
+  }
+
+  function render(s) {
+    bar.value = s.percent;
+    bar.textContent = s.percent + "%";
+    percent.textContent = s.percent + "%";
+    label.textContent = s.stage_label;
+    if (s.status === "queued") {
+      queue.textContent = s.queue_position > 0
+        ? s.queue_position + (s.queue_position === 1 ? " file" : " files") + " ahead of this one in the queue."
+        : "Next in line.";
+    } else {
+      queue.textContent = "Analysing \u2014 this page updates by itself.";
+    }
+    box.setAttribute("data-status", s.status);
+    markStages(s.stage);
+  }
+
+  function poll() {
+    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status === 404) {
+          window.location.assign(box.getAttribute("data-gone-url"));
+          return null;
+        }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (s) {
+        if (!s) return;
+        failures = 0;
+        render(s);
+        if (s.status === "done" || s.status === "failed") {
+          window.setTimeout(function () { window.location.reload(); }, 300);
+          return;
+        }
+        window.setTimeout(poll, 1000);
+      })
+      .catch(function () {
+        failures += 1;
+        window.setTimeout(poll, Math.min(15000, 1000 * Math.pow(2, failures)));
+      });
+  }
+
+  window.setTimeout(poll, 600);
+})();

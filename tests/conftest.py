@@ -1,0 +1,242 @@
+"""Fixtures for the website tests, after flaskr: ``app`` (temporary instance folder and SQLite
+file), ``client`` and ``runner``; media files are generated (see ``media.py``).
+
+Web tests use :class:`StandInDetector` (no TensorFlow) so they stay fast and test the
+website; tests marked ``engine`` use ``engine_app``, which runs the real engine and the shipped
+model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import media
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from webapp import create_app
+from webapp.detection.media import probe_media
+from webapp.detection.result import Analysis, Chip, FrameScore, TrackScore
+from webapp.extensions import db
+from webapp.models import Detection
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StandInDetector:
+    """Answers like the engine's Detector without TensorFlow: a fixed score for every face.
+
+    ``p_fake`` decides the verdict; ``no_face=True`` answers "no_face"; ``error`` is raised
+    from ``analyze``; ``delay`` seconds pass per stage (to watch progress).
+    """
+
+    version = "test-model-1"
+    config: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        self.p_fake = 0.12
+        self.no_face = False
+        self.error: Exception | None = None
+        self.delay = 0.0
+        self.calls: list[str] = []
+
+    def analyze(self, path, *, progress=None, max_duration=None, max_pixels=40_000_000, **_):
+        self.calls.append(str(path))
+        info = probe_media(path, max_pixels=max_pixels, max_duration=max_duration)
+        for stage in ("decode", "detect", "align", "features", "classify"):
+            if progress:
+                progress(stage, 0.5)
+            time.sleep(self.delay)
+            if progress:
+                progress(stage, 1.0)
+        if self.error is not None:
+            raise self.error
+        thresholds = {"real_below": 0.3, "fake_above": 0.7}
+        n = 1 if info.media_type == "image" else 8
+        stamps = [round(i * max(info.duration, 0.1) / n, 3) for i in range(n)]
+        base = dict(
+            path=str(path),
+            media=info,
+            frames_sampled=n,
+            thresholds=thresholds,
+            model_version=self.version,
+            timings={"total": 0.01},
+        )
+        if self.no_face:
+            return Analysis(
+                faces_found=0, tracks=[], frames=[], p_fake=None, verdict="no_face", **base
+            )
+        scores = [round(min(1.0, max(0.0, self.p_fake + 0.04 * np.sin(i))), 4) for i in range(n)]
+        frames = [
+            FrameScore(index=i, timestamp=t, track=0, box=(10, 10, 60, 60), p_fake=p)
+            for i, (t, p) in enumerate(zip(stamps, scores, strict=True))
+        ]
+        chip = np.zeros((64, 64, 3), np.uint8)
+        chip[16:48, 16:48] = (200, 150, 120)
+        heat = chip.copy()
+        heat[..., 0] = 255
+        chips = [
+            Chip(
+                index=i,
+                timestamp=t,
+                track=0,
+                p_fake=p,
+                image=chip,
+                heatmap=heat if i == 0 else None,
+            )
+            for i, (t, p) in enumerate(zip(stamps, scores, strict=True))
+        ]
+        track = TrackScore(
+            id=0,
+            n_frames=n,
+            p_fake=self.p_fake,
+            p_fake_frame_mean=float(np.mean(scores)),
+            first_timestamp=stamps[0],
+            last_timestamp=stamps[-1],
+        )
+        verdict = "fake" if self.p_fake >= 0.7 else "real" if self.p_fake < 0.3 else "inconclusive"
+        return Analysis(
+            faces_found=n,
+            tracks=[track],
+            frames=frames,
+            p_fake=self.p_fake,
+            verdict=verdict,
+            chips=chips,
+            **base,
+        )
+
+
+@pytest.fixture
+def detector() -> StandInDetector:
+    return StandInDetector()
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A model folder with a config.json and a model card, as the shipped one has."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "version": StandInDetector.version,
+                "real_below": 0.3,
+                "fake_above": 0.7,
+                "frames": 16,
+                "metrics": {
+                    "val": {"dfdc_faces": {"n": 100, "auc": 0.95}},
+                    "test": {
+                        "dfdc_faces": {
+                            "n": 400,
+                            "n_fake": 200,
+                            "auc": 0.912,
+                            "balanced_accuracy": 0.84,
+                            "bands": {"real": {"real": 1}},
+                        },
+                        "clips_lstm": {"n": 15, "n_fake": 10, "auc": None, "accuracy": 0.6},
+                    },
+                    "train_seconds": 495,
+                },
+            }
+        )
+    )
+    (folder / "MODEL_CARD.md").write_text(
+        "# Test model\n\nA card for tests.\n\n| set | AUC |\n|---|---|\n| dfdc_val | 0.912 |\n"
+    )
+    return folder
+
+
+def base_config(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "UPLOAD_RATE_LIMIT": "1000 per minute",
+    }
+
+
+def make_app(tmp_path: Path, **overrides: Any) -> Flask:
+    return create_app({**base_config(tmp_path), **overrides}, instance_path=tmp_path / "instance")
+
+
+@pytest.fixture
+def app(tmp_path: Path, model_dir: Path, detector: StandInDetector) -> Iterator[Flask]:
+    app = make_app(tmp_path, MODEL_DIR=str(model_dir), DETECTOR_LOADER=lambda _dir: detector)
+    yield app
+    app.extensions["detection_runner"].shutdown()
+
+
+@pytest.fixture
+def engine_app(tmp_path: Path) -> Iterator[Flask]:
+    """The app with the real engine and the shipped model (imports TensorFlow)."""
+    if not (PROJECT_ROOT / "model" / "config.json").is_file():
+        pytest.fail("The shipped model (model/config.json) is missing.")
+    app = make_app(tmp_path)
+    yield app
+    app.extensions["detection_runner"].shutdown()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """Generated media, made once per test in its temporary folder (about 0.3 s)."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return {
+        "photo_jpg": media.face_photo(folder / "astronaut.jpg"),
+        "photo_png": media.face_photo(folder / "astronaut.png", "PNG"),
+        "clip": media.face_clip(folder / "astronaut-pan.mp4"),
+        "no_face_clip": media.no_face_clip(folder / "coffee-pan.mp4"),
+        "truncated": media.truncated_clip(folder / "truncated.mp4"),
+        "truncated_png": media.truncated_photo(folder / "truncated.png"),
+        "text_mp4": media.text_as_mp4(folder / "notes.mp4"),
+    }
+
+
+def wait_for_job(app: Flask, detection_id: str, timeout: float = 300.0) -> Detection:
+    """Wait for the background job (its future, then the row) and return the finished row."""
+    app.extensions["detection_runner"].wait(detection_id, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while True:
+            db.session.expire_all()
+            det = db.session.get(Detection, detection_id)
+            if det is None or det.status in ("done", "failed"):
+                return det
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"detection {detection_id} still {det.status}")
+            time.sleep(0.1)
+
+
+def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: bool = False):
+    """Post a file through the HTML form (with its CSRF token when CSRF is on)."""
+    data: dict[str, Any] = {}
+    if client.application.config.get("WTF_CSRF_ENABLED", True):
+        page = client.get("/upload")
+        token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]
+        data["csrf_token"] = token.split('"')[0]
+    with open(path, "rb") as fh:
+        data["file"] = (fh, name or path.name)
+        return client.post(
+            "/upload", data=data, content_type="multipart/form-data", follow_redirects=follow
+        )
+
+
+def detection_id_from(response) -> str:
+    location = response.headers["Location"]
+    return location.rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,197 @@
+"""The website: ``create_app()`` builds it (config, extensions, blueprints, errors, CLI).
+
+Everything Flask-related is imported inside the factory, so ``import webapp.detection...``
+(the engine, used by scripts and training) does not pull in the website.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+def create_app(
+    test_config: dict[str, Any] | None = None, instance_path: str | os.PathLike[str] | None = None
+) -> Flask:
+    """Build the app. ``test_config`` replaces instance/config.py and FLASK_* variables;
+    ``instance_path`` moves the instance folder (tests use a temporary one)."""
+    from flask import Flask
+
+    from . import services
+    from .config import DefaultConfig
+    from .extensions import csrf, db, limiter
+
+    project_root = Path(__file__).resolve().parent.parent
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=str(instance_path) if instance_path else None,
+        template_folder=str(project_root / "templates"),
+        static_folder=str(project_root / "static"),
+    )
+    app.config.from_object(DefaultConfig)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+    else:
+        app.config.from_mapping(test_config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or str(instance / "uploads")
+    app.config["RESULTS_FOLDER"] = app.config["RESULTS_FOLDER"] or str(instance / "results")
+    app.config["SQLALCHEMY_DATABASE_URI"] = (
+        app.config["SQLALCHEMY_DATABASE_URI"] or f"sqlite:///{instance / 'detections.sqlite'}"
+    )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _load_or_create_secret_key(instance / "secret_key")
+    for folder in (app.config["UPLOAD_FOLDER"], app.config["RESULTS_FOLDER"]):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+    if app.config["PROXY_FIX_HOPS"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_FIX_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    with app.app_context():
+        _configure_sqlite(app)
+
+    from .blueprints import api, history, pages, results, upload
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(upload.bp)
+    app.register_blueprint(results.bp)
+    app.register_blueprint(history.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+
+    from . import errors
+
+    errors.register(app)
+    _register_template_helpers(app)
+
+    from webapp.cli import register_cli
+
+    register_cli(app)
+
+    runner = app.extensions["detection_runner"] = services.JobRunner(app)
+    with app.app_context(), services.startup_lock(app.instance_path):
+        db.create_all()
+    if _serving():
+        runner.start()  # crash recovery: no job is lost silently
+
+    @app.before_request
+    def _start_jobs() -> None:
+        if not runner.started:
+            runner.start()
+
+    return app
+
+
+def _serving() -> bool:
+    """False inside a ``flask`` command other than ``run`` (detect, train, routes, shell...):
+    those must not take over the web server's queued jobs. They still would on a request."""
+    if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return True
+    return "run" in sys.argv[1:]
+
+
+def _load_or_create_secret_key(path: Path) -> str:
+    """Read the key from ``instance/secret_key``, creating it (0600) on first run.
+
+    Created by a hard link from a temporary file, so two server processes starting at once
+    agree on one key.
+    """
+    try:
+        key = path.read_text(encoding="ascii").strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()
+
+
+def _configure_sqlite(app: Flask) -> None:
+    """WAL journal (readers never wait for the worker's writes) and a busy timeout."""
+    from sqlalchemy import event
+
+    from .extensions import db
+
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    timeout_ms = int(app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        with contextlib.suppress(sqlite3.OperationalError):  # in-memory databases have no WAL
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    engine.dispose()  # connections opened before the listener get the pragmas too
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from . import services
+    from .models import STAGE_LABELS, VERDICT_LABELS
+
+    app.jinja_env.filters["bytes"] = services.human_bytes
+    app.jinja_env.filters["since"] = services.since
+    app.jinja_env.filters["iso"] = services.iso
+
+    @app.template_filter("seconds")
+    def _seconds(value: float | None) -> str:
+        if value is None:
+            return "–"
+        value = float(value)
+        if value < 60:
+            return f"{value:.1f} s"
+        minutes, secs = divmod(int(round(value)), 60)
+        return f"{minutes} min {secs:02d} s"
+
+    @app.template_filter("pct")
+    def _pct(value: float | None, digits: int = 0) -> str:
+        return "–" if value is None else f"{float(value) * 100:.{digits}f}%"
+
+    from .blueprints.results import tpct
+
+    app.jinja_env.filters["tpct"] = tpct
+
+    @app.template_filter("datetime")
+    def _datetime(value) -> str:
+        from .models import as_utc
+
+        value = as_utc(value)
+        return value.strftime("%-d %b %Y, %H:%M UTC") if value else "–"
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"VERDICT_LABELS": VERDICT_LABELS, "STAGE_LABELS": STAGE_LABELS}
+
+    app.jinja_env.globals["has_thumb"] = services.has_thumbnail  # macros see globals

@@ -1,0 +1,90 @@
+"""JSON API, version 1. CSRF-exempt; errors are JSON (see ``webapp.errors``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+
+from .. import services
+from ..extensions import db
+from ..models import Detection
+from .history import detections_query, parse_filters
+from .upload import uploads_limit
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _error(status: int, code: str, message: str):
+    return jsonify(error={"code": code, "status": status, "message": message}), status
+
+
+@bp.post("/detections")
+@uploads_limit
+def create_detection():
+    try:
+        det, reused = services.create_detection(request.files.get("file"))
+    except services.UploadRejected as err:
+        return _error(err.status, err.code, str(err))
+    body = services.summary_dict(det)
+    body["reused"] = reused
+    body["status_url"] = url_for(".get_detection", detection_id=det.id, _external=True)
+    status = 200 if reused and det.status == "done" else 202
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Location"] = body["status_url"]
+    return response
+
+
+@bp.get("/detections/<detection_id>")
+def get_detection(detection_id: str):
+    det = db.session.get(Detection, detection_id)
+    if det is None:
+        abort(404)
+    body = services.summary_dict(det)
+    if det.status == "done":
+        result = services.load_result(det)
+        body["result"] = services.result_with_urls(det, result) if result is not None else None
+        body["links"]["json"] = url_for(
+            "results.download_json", detection_id=det.id, _external=True
+        )
+        body["links"]["csv"] = url_for("results.download_csv", detection_id=det.id, _external=True)
+    response = jsonify(body)
+    if det.is_pending:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/detections/<detection_id>")
+def delete_detection(detection_id: str):
+    det = db.session.get(Detection, detection_id)
+    if det is None:
+        abort(404)
+    services.delete_detection(det)
+    return "", 204
+
+
+@bp.get("/detections")
+def list_detections():
+    filters = parse_filters(request.args)
+    max_per_page = current_app.config["API_MAX_PER_PAGE"]
+    page = db.paginate(detections_query(filters), max_per_page=max_per_page, error_out=False)
+
+    def link(n: int | None) -> str | None:
+        if n is None:
+            return None
+        return url_for(
+            ".list_detections",
+            page=n,
+            per_page=page.per_page,
+            _external=True,
+            **{k: v for k, v in filters.items() if v},
+        )
+
+    return jsonify(
+        items=[services.summary_dict(det) for det in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total,
+        pages=page.pages,
+        next=link(page.next_num),
+        prev=link(page.prev_num),
+    )

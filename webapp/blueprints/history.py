@@ -1,0 +1,81 @@
+"""Every past detection: search by file name, filter by verdict, sort, paginate, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request
+from sqlalchemy import Select, select
+
+from ..extensions import db
+from ..models import VERDICTS, Detection
+
+bp = Blueprint("history", __name__)
+
+FILTERS = {
+    "": "All",
+    "real": "Likely real",
+    "inconclusive": "Inconclusive",
+    "fake": "Likely fake",
+    "no_face": "No face",
+    "pending": "In progress",
+    "failed": "Failed",
+}
+SORTS = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "score_desc": "Most suspicious first",
+    "score_asc": "Least suspicious first",
+}
+
+
+def parse_filters(args) -> dict[str, str]:
+    verdict = args.get("verdict", "")
+    sort = args.get("sort", "newest")
+    return {
+        "q": args.get("q", "").strip()[:200],
+        "verdict": verdict if verdict in FILTERS else "",
+        "sort": sort if sort in SORTS else "newest",
+    }
+
+
+def detections_query(filters: dict[str, str]) -> Select[Any]:
+    stmt = select(Detection)
+    if filters["q"]:
+        stmt = stmt.where(Detection.filename.icontains(filters["q"], autoescape=True))
+    verdict = filters["verdict"]
+    if verdict in VERDICTS:
+        stmt = stmt.where(Detection.status == "done", Detection.verdict == verdict)
+    elif verdict == "pending":
+        stmt = stmt.where(Detection.status.in_(("queued", "running")))
+    elif verdict == "failed":
+        stmt = stmt.where(Detection.status == "failed")
+    order = {
+        "newest": [Detection.created_at.desc()],
+        "oldest": [Detection.created_at.asc()],
+        "score_desc": [Detection.p_fake.desc().nulls_last(), Detection.created_at.desc()],
+        "score_asc": [Detection.p_fake.asc().nulls_last(), Detection.created_at.desc()],
+    }[filters["sort"]]
+    return stmt.order_by(*order, Detection.id)
+
+
+@bp.get("/history")
+def index():
+    filters = parse_filters(request.args)
+    page = db.paginate(
+        detections_query(filters),
+        per_page=current_app.config["HISTORY_PER_PAGE"],
+        max_per_page=current_app.config["HISTORY_PER_PAGE"],
+        error_out=False,
+    )
+    any_detections = db.session.scalar(select(Detection.id).limit(1)) is not None
+    args = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "newest")}
+    return render_template(
+        "history/index.html",
+        page=page,
+        filters=filters,
+        args=args,
+        FILTERS=FILTERS,
+        SORTS=SORTS,
+        any_detections=any_detections,
+    )

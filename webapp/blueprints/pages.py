@@ -1,0 +1,93 @@
+"""Landing, information and model-card pages."""
+
+from __future__ import annotations
+
+import markdown
+from flask import Blueprint, current_app, render_template
+from markupsafe import Markup
+from sqlalchemy import select
+
+from .. import services
+from ..extensions import db
+from ..forms import UploadForm
+from ..models import Detection
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    recent = db.session.scalars(
+        select(Detection)
+        .order_by(Detection.created_at.desc())
+        .limit(current_app.config["RECENT_ON_LANDING"])
+    ).all()
+    info = services.model_info()
+    return render_template(
+        "pages/index.html",
+        form=UploadForm(),
+        recent=recent,
+        model=info,
+        metrics=services.metrics_table(info),
+        limits=upload_limits(),
+    )
+
+
+@bp.get("/info")
+def info():
+    model = services.model_info()
+    return render_template(
+        "pages/info.html",
+        model=model,
+        metrics=services.metrics_table(model),
+        limits=upload_limits(),
+        thresholds=thresholds(model),
+    )
+
+
+@bp.get("/model")
+def model_card():
+    text = services.model_card_text()
+    title, html = "Model card", None
+    if text is not None:
+        lines = text.lstrip().splitlines()
+        if lines and lines[0].startswith("# "):  # the card's own title becomes the page's
+            title, text = lines[0][2:].strip(), "\n".join(lines[1:])
+        html = Markup(
+            markdown.markdown(
+                text,
+                extensions=["tables", "fenced_code", "sane_lists", "toc"],
+                output_format="html",
+            )
+        )
+    model = services.model_info()
+    return render_template(
+        "pages/model.html",
+        card=html,
+        title=title,
+        model=model,
+        metrics=services.metrics_table(model),
+    )
+
+
+def upload_limits() -> dict:
+    cfg = current_app.config
+    return {
+        "max_bytes": cfg.get("MAX_CONTENT_LENGTH"),
+        "max_size": services.human_bytes(cfg.get("MAX_CONTENT_LENGTH")),
+        "max_duration": cfg["MAX_DURATION_SECONDS"],
+        "rate": cfg["UPLOAD_RATE_LIMIT"].replace(";", ", "),
+        "retention_days": cfg.get("RETENTION_DAYS") or 0,
+        "keep_uploads": cfg.get("KEEP_UPLOADS"),
+    }
+
+
+def thresholds(model: dict) -> dict:
+    """The verdict thresholds from config.json, else the engine's defaults (0.3 / 0.7)."""
+    t = model.get("thresholds") if isinstance(model.get("thresholds"), dict) else model
+    known = "real_below" in t and "fake_above" in t
+    return {
+        "real_below": float(t.get("real_below", 0.3)),
+        "fake_above": float(t.get("fake_above", 0.7)),
+        "known": known,
+    }

@@ -1,0 +1,294 @@
+"""One detection: progress while it runs, the explained verdict when done, downloads, delete."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
+
+from .. import services
+from ..extensions import db
+from ..models import Detection
+
+bp = Blueprint("results", __name__, url_prefix="/results")
+
+
+def get_or_404(detection_id: str) -> Detection:
+    det = db.session.get(Detection, detection_id)
+    if det is None:
+        abort(404)
+    return det
+
+
+@bp.get("/<detection_id>")
+def show(detection_id: str):
+    det = get_or_404(detection_id)
+    result = services.load_result(det)
+    view = build_view(det, result) if result is not None else {}
+    return render_template(
+        "results/show.html",
+        det=det,
+        result=result,
+        view=view,
+        status=services.status_dict(det),
+        broken=det.status == "done" and result is None,
+        has_thumb=services.has_thumbnail(det),
+    )
+
+
+@bp.get("/<detection_id>/status")
+def status(detection_id: str):
+    det = get_or_404(detection_id)
+    response = jsonify(services.status_dict(det))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/<detection_id>/files/<path:name>")
+def artefact(detection_id: str, name: str):
+    det = get_or_404(detection_id)
+    if name == "result.json":
+        abort(404)  # use the download route, which names the file
+    response = send_from_directory(services.result_dir(det.id), name, max_age=3600)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/<detection_id>/result.json")
+def download_json(detection_id: str):
+    det = get_or_404(detection_id)
+    result = services.load_result(det)
+    if result is None:
+        abort(404)
+    body = json.dumps(
+        {**services.summary_dict(det), "result": services.result_with_urls(det, result)}, indent=2
+    )
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="detection-{det.id}.json"'},
+    )
+
+
+@bp.get("/<detection_id>/frames.csv")
+def download_csv(detection_id: str):
+    det = get_or_404(detection_id)
+    result = services.load_result(det)
+    if result is None:
+        abort(404)
+    return Response(
+        services.frames_csv(det, result),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="detection-{det.id}-frames.csv"'},
+    )
+
+
+@bp.post("/<detection_id>/delete")
+def delete(detection_id: str):
+    det = get_or_404(detection_id)
+    name = det.filename
+    services.delete_detection(det)
+    flash(f"Deleted the detection of “{name}” and everything stored for it.", "success")
+    return redirect(safe_next(request.form.get("next")) or url_for("history.index"), code=303)
+
+
+def safe_next(target: str | None) -> str | None:
+    """A same-site path to go back to after a form, or None."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+# --------------------------------------------------------------------------- view building
+
+
+def tpct(value: float) -> str:
+    """A threshold as a percentage, with a decimal only when it has one (50%, 88.4%)."""
+    return f"{float(value) * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def score_pct(p: float, t: dict[str, float]) -> str:
+    """A score as a percentage; one decimal when it is within a point of a threshold, so
+    88.2% (inconclusive) and 88.4% (fake) never both read "88%"."""
+    near = any(abs(p - v) < 0.01 for v in t.values() if isinstance(v, int | float))
+    return f"{p * 100:.1f}%" if near else f"{p:.0%}"
+
+
+def verdict_sentence(verdict: str | None, p: float | None, t: dict[str, float]) -> str:
+    lo, hi = t.get("real_below", 0.3), t.get("fake_above", 0.7)
+    if verdict == "no_face" or p is None:
+        return (
+            "No face was found in the frames we looked at, so there was nothing to judge. "
+            "This says nothing about whether the file is genuine."
+        )
+    ps = score_pct(p, t)
+    if verdict == "fake":
+        return (
+            f"The model puts the chance that a face here was manipulated at {ps}, at or "
+            f"above the {tpct(hi)} line where we call it likely fake. That is strong evidence, "
+            "not proof: heavy compression, beauty filters or unusual lighting can also raise "
+            "the score."
+        )
+    if verdict == "real":
+        return (
+            f"The model puts the chance that a face here was manipulated at {ps}, below "
+            f"the {tpct(lo)} line where we call it likely real. It found no sign of "
+            "manipulation — which is not proof that the file is authentic: methods it never "
+            "saw in training can slip through."
+        )
+    return (
+        f"The model puts the chance that a face here was manipulated at {ps}, between the "
+        f"{tpct(lo)} and {tpct(hi)} lines. It cannot tell with confidence, so treat this file as "
+        "unverified and look for other evidence."
+    )
+
+
+def score_band(p: float | None, t: dict[str, float]) -> str:
+    if p is None:
+        return "no_face"
+    if p >= t.get("fake_above", 0.7):
+        return "fake"
+    if p < t.get("real_below", 0.3):
+        return "real"
+    return "inconclusive"
+
+
+def build_view(det: Detection, result: dict[str, Any]) -> dict[str, Any]:
+    t = result.get("thresholds") or {"real_below": 0.3, "fake_above": 0.7}
+    chips = []
+    for chip in result.get("chips", []):
+        if not chip.get("image"):
+            continue
+        chips.append(
+            {
+                **chip,
+                "band": score_band(chip.get("p_fake"), t),
+                "url": url_for(".artefact", detection_id=det.id, name=chip["image"]),
+                "heatmap_url": (
+                    url_for(".artefact", detection_id=det.id, name=chip["heatmap"])
+                    if chip.get("heatmap")
+                    else None
+                ),
+            }
+        )
+    explained = sorted((c for c in chips if c["heatmap_url"]), key=lambda c: -(c["p_fake"] or 0))
+    timings = result.get("timings") or {}
+    media = result.get("media") or {}
+    return {
+        "thresholds": t,
+        "sentence": verdict_sentence(det.verdict, det.p_fake, t),
+        "score": score_pct(det.p_fake, t) if det.p_fake is not None else None,
+        "gauge": gauge(det.p_fake, t),
+        "timeline": timeline(result, t) if media.get("media_type") == "video" else None,
+        "chips": chips,
+        "explained": explained,
+        "tracks": result.get("tracks") or [],
+        "warnings": result.get("warnings") or [],
+        "media": media,
+        "engine_seconds": timings.get("total"),
+    }
+
+
+def gauge(p: float | None, t: dict[str, float]) -> dict[str, Any]:
+    """A 0..100% bar with the two thresholds and the score marked (x in 0..1000 units)."""
+    w = 1000
+    return {
+        "w": w,
+        "lo": t["real_below"] * w,
+        "hi": t["fake_above"] * w,
+        "x": None if p is None else min(max(p, 0.0), 1.0) * w,
+    }
+
+
+def _nice_step(span: float, target: int = 6) -> float:
+    raw = span / max(target, 1)
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def timeline(result: dict[str, Any], t: dict[str, float]) -> dict[str, Any] | None:
+    """Geometry of the per-frame score chart, drawn as SVG by the template.
+
+    One line per face track; the shaded bands and dashed lines are the verdict thresholds.
+    """
+    frames = [f for f in result.get("frames", []) if f.get("p_fake") is not None]
+    if not frames:
+        return None
+    W, H = 760, 260
+    left, right, top, bottom = 52, 16, 14, 40
+    pw, ph = W - left - right, H - top - bottom
+    duration = float((result.get("media") or {}).get("duration") or 0.0)
+    t_max = max([duration] + [float(f["timestamp"]) for f in frames]) or 1.0
+
+    def x(ts: float) -> float:
+        return round(left + pw * (float(ts) / t_max), 1)
+
+    def y(p: float) -> float:
+        return round(top + ph * (1 - float(p)), 1)
+
+    tracks: dict[int, list[dict[str, Any]]] = {}
+    for f in sorted(frames, key=lambda f: f["timestamp"]):
+        tracks.setdefault(int(f.get("track", 0)), []).append(
+            {
+                "x": x(f["timestamp"]),
+                "y": y(f["p_fake"]),
+                "p": f["p_fake"],
+                "ts": f["timestamp"],
+                "band": score_band(f["p_fake"], t),
+            }
+        )
+    series = []
+    for i, (track_id, pts) in enumerate(sorted(tracks.items())):
+        series.append(
+            {
+                "track": track_id,
+                "style": i % 4,
+                "points": pts,
+                "path": " ".join(f"{p['x']},{p['y']}" for p in pts),
+            }
+        )
+    step = _nice_step(t_max)
+    x_ticks = []
+    v = 0.0
+    while v <= t_max + 1e-9:
+        x_ticks.append({"x": x(v), "label": f"{v:g} s"})
+        v = round(v + step, 6)
+    y_ticks = [{"y": y(p), "label": f"{p:.0%}"} for p in (0, 0.25, 0.5, 0.75, 1.0)]
+    return {
+        "w": W,
+        "h": H,
+        "left": left,
+        "top": top,
+        "pw": pw,
+        "ph": ph,
+        "right_x": left + pw,
+        "bottom_y": top + ph,
+        "lo_y": y(t["real_below"]),
+        "hi_y": y(t["fake_above"]),
+        "lo_label": tpct(t["real_below"]),
+        "hi_label": tpct(t["fake_above"]),
+        "series": series,
+        "x_ticks": x_ticks,
+        "y_ticks": y_ticks,
+        "n_tracks": len(series),
+    }

@@ -1,0 +1,46 @@
+"""The upload form: one clip or photo, checked by content, then queued for analysis."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+
+from .. import services
+from ..extensions import limiter
+from ..forms import UploadForm
+from .pages import upload_limits
+
+bp = Blueprint("upload", __name__)
+
+
+def upload_rate_limit() -> str:
+    return current_app.config["UPLOAD_RATE_LIMIT"]
+
+
+#: One budget per client for the form and the API together.
+uploads_limit = limiter.shared_limit(upload_rate_limit, scope="uploads", methods=["POST"])
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@uploads_limit
+def upload():
+    form = UploadForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            det, reused = services.create_detection(form.file.data)
+        except services.UploadRejected as err:
+            if err.code == "too_large":
+                abort(413)
+            form.file.errors = [str(err)]
+            status = 400
+        else:
+            if reused:
+                flash(
+                    "This exact file was already analysed by the current model, so here is the "
+                    "stored result instead of a new analysis.",
+                    "info",
+                )
+            return redirect(url_for("results.show", detection_id=det.id), code=303)
+    elif form.is_submitted():
+        status = 400
+    return render_template("upload/upload.html", form=form, limits=upload_limits()), status

@@ -1,0 +1,64 @@
+"""Default settings. The SQLite file, uploads and result artefacts live in the instance folder.
+
+Override in three ways, later wins: these defaults, ``instance/config.py`` (optional, for a
+deployment), then ``FLASK_*`` environment variables (``FLASK_MAX_DURATION_SECONDS=120``;
+values are parsed as JSON where possible). Tests pass a ``test_config`` mapping instead.
+
+Paths left as ``None`` are filled in by the factory from ``app.instance_path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Photo and video formats offered in the form. The content decides (``probe_media`` must
+#: open the file); the extension is only a first, cheap filter and a hint for the decoder.
+VIDEO_EXTENSIONS = ("mp4", "mov", "avi", "mkv", "webm")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
+ALLOWED_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+
+
+class DefaultConfig:
+    # Security. SECRET_KEY is read from (or generated into) instance/secret_key, never set here.
+    SECRET_KEY: str | None = None
+    DEBUG = False
+    TESTING = False
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # set FLASK_SESSION_COOKIE_SECURE=true behind HTTPS
+    WTF_CSRF_TIME_LIMIT = 3600 * 6
+    HSTS = False  # send Strict-Transport-Security (only when served over HTTPS)
+    PROXY_FIX_HOPS = 0  # number of trusted reverse proxies setting X-Forwarded-For/Proto
+
+    # Storage. None = under the instance folder.
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SQLITE_BUSY_TIMEOUT_MS = 15_000
+    UPLOAD_FOLDER: str | None = None
+    RESULTS_FOLDER: str | None = None
+    MODEL_DIR = str(PROJECT_ROOT / "model")
+
+    # Upload limits.
+    MAX_CONTENT_LENGTH = 200 * 1024 * 1024  # bytes; larger requests get a 413 page
+    MAX_DURATION_SECONDS = 300.0
+    MAX_PIXELS = 40_000_000  # photos over this many pixels are refused before decoding
+    UPLOAD_RATE_LIMIT = "10 per minute;60 per hour"  # per client address, uploads only
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # Processing.
+    DETECTION_WORKERS = 1  # analyses at once per process (each uses the CPU fully)
+    #: "module:function" returning a Detector for a model directory. Web tests point it at
+    #: a stand-in so they never import TensorFlow; production leaves the real engine here.
+    DETECTOR_LOADER = "webapp.detection.pipeline:get_detector"
+    KEEP_UPLOADS = False  # keep the uploaded original after analysis (default: delete it)
+    PROGRESS_INTERVAL_SECONDS = 0.5  # write engine progress to the database at most this often
+    MAX_JOB_ATTEMPTS = 2  # a job interrupted by a crash this many times is marked failed
+    RETENTION_DAYS = 30  # detections older than this are deleted (0 = keep forever)
+
+    # Pages.
+    HISTORY_PER_PAGE = 20
+    API_MAX_PER_PAGE = 100
+    RECENT_ON_LANDING = 6

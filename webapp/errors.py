@@ -1,0 +1,121 @@
+"""Error pages in the site's look for browsers, JSON under /api/, and security headers."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .services import human_bytes
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+TITLES = {
+    400: "That request didn't work",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "That file is too large",
+    415: "Unsupported file type",
+    429: "Slow down a little",
+    500: "Something broke on our side",
+}
+
+CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def message_for(err: HTTPException) -> str:
+    code = err.code or 500
+    if isinstance(err, CSRFError):
+        return (
+            "The form had expired or was sent from another site, so it was refused. "
+            "Reload the page and try again."
+        )
+    if code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return (
+            f"Uploads can be at most {human_bytes(limit)}. Trim the clip or export it at a "
+            "lower resolution, then try again."
+        )
+    if code == 429:
+        return (
+            f"You have uploaded many files in a short time (limit: "
+            f"{current_app.config['UPLOAD_RATE_LIMIT'].replace(';', ', ')}). "
+            "Please wait a minute and try again."
+        )
+    if code == 404:
+        return (
+            "There is nothing here. The detection may have been deleted, or the link is mistyped."
+        )
+    if code == 500:
+        return "An unexpected error stopped this page. It has been logged. Please try again later."
+    return err.description or "The request could not be handled."
+
+
+def error_response(err: HTTPException) -> tuple[Response | str, int]:
+    code = err.code or 500
+    message = message_for(err)
+    if wants_json():
+        error_code = "csrf_failed" if isinstance(err, CSRFError) else CODES.get(code, "error")
+        return jsonify(error={"code": error_code, "status": code, "message": message}), code
+    return render_template(
+        "errors/error.html", code=code, title=TITLES.get(code, err.name), message=message
+    ), code
+
+
+def set_security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault(
+        "Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    )
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if current_app.config.get("HSTS"):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        return error_response(err)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(InternalServerError())
+
+    app.after_request(set_security_headers)

@@ -1,0 +1,129 @@
+"""The Detection row: one uploaded file, its job state and a summary of its result.
+
+The full result (per-frame scores, tracks, chips) is ``instance/results/<id>/result.json``;
+the row keeps what the history page sorts, filters and shows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+STATUSES = ("queued", "running", "done", "failed")
+VERDICTS = ("real", "inconclusive", "fake", "no_face")
+
+VERDICT_LABELS = {
+    "real": "Likely real",
+    "inconclusive": "Inconclusive",
+    "fake": "Likely fake",
+    "no_face": "No face found",
+}
+
+STAGE_LABELS = {
+    "queued": "Waiting in the queue",
+    "load": "Loading the model",
+    "decode": "Decoding frames",
+    "detect": "Finding faces",
+    "align": "Aligning faces",
+    "features": "Extracting face features",
+    "classify": "Scoring with the temporal model",
+    "explain": "Drawing Grad-CAM explanations",
+    "save": "Saving the results",
+    "done": "Finished",
+    "failed": "Failed",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Detection(db.Model):
+    __tablename__ = "detection"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(255))  # the client's name, for display only
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(8))  # "video" | "image"
+    #: Random name of the stored upload under UPLOAD_FOLDER; None once deleted.
+    upload_name: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+    # Job state.
+    status: Mapped[str] = mapped_column(String(10), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: "host:pid:runner" of the process whose queue holds this job (crash recovery).
+    owner: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    # What probing found (before analysis).
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    frame_count: Mapped[int | None] = mapped_column(Integer)
+
+    # Result summary.
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    verdict: Mapped[str | None] = mapped_column(String(12), index=True)
+    p_fake: Mapped[float | None] = mapped_column(Float)
+    frames_sampled: Mapped[int | None] = mapped_column(Integer)
+    faces_found: Mapped[int | None] = mapped_column(Integer)
+    n_tracks: Mapped[int | None] = mapped_column(Integer)
+    processing_seconds: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_detection_sha_version", "sha256", "model_version"),)
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @property
+    def verdict_label(self) -> str:
+        if self.status == "failed":
+            return "Failed"
+        if self.is_pending:
+            return "Analysing…" if self.status == "running" else "Queued"
+        return VERDICT_LABELS.get(self.verdict or "", "Unknown")
+
+    @property
+    def band(self) -> str:
+        """CSS colour band: a verdict, or "pending"/"failed"."""
+        if self.status == "done" and self.verdict:
+            return self.verdict
+        return "failed" if self.status == "failed" else "pending"
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS.get(self.stage, self.stage.capitalize())
+
+    @property
+    def created_utc(self) -> datetime:
+        return as_utc(self.created_at)
+
+    def __repr__(self) -> str:
+        return f"<Detection {self.id} {self.status} {self.verdict}>"
