@@ -42,7 +42,7 @@ def stratified_sample(items: list[Item], limit: int | None, seed: int = 0) -> li
     out: list[Item] = []
     for label in (0, 1):
         pool = [it for it in items if it.label == label]
-        k = round(limit * len(pool) / len(items))
+        k = round(limit * len(pool) / len(items)) if label == 0 else limit - len(out)  # sums to limit
         idx = sorted(rng.choice(len(pool), size=min(k, len(pool)), replace=False).tolist())
         out.extend(pool[i] for i in idx)
     return out

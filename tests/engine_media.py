@@ -1,0 +1,216 @@
+"""Media generators for the engine tests, made on the fly from scikit-image pictures.
+
+No committed blobs: every file is written into a test's temporary folder.
+
+- :func:`pan_clip`: an MP4 (mp4v) moving/zooming a window over a picture.
+- :func:`face_clip` / :func:`no_face_clip`: that over ``astronaut()`` (a face) / ``coffee()``.
+- :func:`photo`: the astronaut as JPEG, PNG, WebP or BMP.
+- :func:`exif_rotated_jpeg`: pixels stored on their side with EXIF orientation 6.
+- :func:`png16`, :func:`cmyk_jpeg`, :func:`grey_png`: unusual pixel modes.
+- :func:`png_claiming`: a tiny PNG whose header claims any size (e.g. 20000x20000).
+- :func:`faststart`: an MP4 remuxed with its index first (truncating it keeps the head playable).
+- :func:`audio_only`: an MP4 with sound and no picture.
+- :func:`truncated`, :func:`text_file`, :func:`empty_file`: damaged or fake media.
+- :func:`rotated`: a picture rotated about its centre (black corners, same size).
+- :func:`two_faces`: two astronauts side by side.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import skimage.data
+from PIL import Image
+
+
+def astronaut() -> np.ndarray:
+    """(512, 512, 3) uint8 RGB; dlib HOG finds the face at about (179, 83)-(266, 170)."""
+    return skimage.data.astronaut()
+
+
+def coffee() -> np.ndarray:
+    """(400, 600, 3) uint8 RGB, no face."""
+    return skimage.data.coffee()
+
+
+def pan_clip(
+    image: np.ndarray,
+    path: Path,
+    *,
+    n_frames: int = 75,
+    fps: int = 25,
+    size: tuple[int, int] = (320, 240),
+    start: tuple[float, float, float],
+    end: tuple[float, float, float],
+) -> Path:
+    """Write ``n_frames`` at ``fps`` (mp4v) of a window moving from ``start`` to ``end``.
+
+    ``start``/``end`` are (centre x, centre y, window height) in source pixels; ``size``
+    is the output (w, h). The window keeps the output's aspect ratio.
+    """
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError("cv2.VideoWriter could not open an mp4v writer")
+    h, w = image.shape[:2]
+    aspect = size[0] / size[1]
+    for i in range(n_frames):
+        a = i / max(n_frames - 1, 1)
+        cx, cy, side = (s + (e - s) * a for s, e in zip(start, end, strict=True))
+        cw, ch = min(side * aspect, w), min(side, h)
+        x0 = int(np.clip(cx - cw / 2, 0, w - cw))
+        y0 = int(np.clip(cy - ch / 2, 0, h - ch))
+        crop = image[y0 : y0 + int(ch), x0 : x0 + int(cw)]
+        frame = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def face_clip(path: Path, n_frames: int = 75, fps: int = 25) -> Path:
+    """3 s at 25 fps, 320x240: pans and zooms in on the astronaut's face (always in view)."""
+    return pan_clip(
+        astronaut(), path, n_frames=n_frames, fps=fps, start=(250, 180, 330), end=(222, 130, 230)
+    )
+
+
+def no_face_clip(path: Path, n_frames: int = 75, fps: int = 25) -> Path:
+    """3 s at 25 fps, 320x240, panning over a cup of coffee."""
+    return pan_clip(
+        coffee(), path, n_frames=n_frames, fps=fps, start=(240, 200, 380), end=(360, 200, 380)
+    )
+
+
+def photo(path: Path, fmt: str) -> Path:
+    """The astronaut saved by Pillow in ``fmt`` (JPEG, PNG, WEBP, BMP)."""
+    kw = {"JPEG": {"quality": 92}, "WEBP": {"quality": 90}}.get(fmt, {})
+    Image.fromarray(astronaut()).save(path, fmt, **kw)
+    return path
+
+
+def exif_rotated_jpeg(path: Path) -> Path:
+    """A JPEG whose pixels are stored turned 90 degrees counter-clockwise, with EXIF
+    orientation 6 ("turn 90 degrees clockwise to display"): displayed, the astronaut is upright.
+
+    The picture is not square (stored 512 wide x 400 high, shown 400 x 512), so a missing
+    transpose shows in the dimensions too.
+    """
+    upright = astronaut()[:, 56:456]  # (512, 400): taller than wide, face kept
+    stored = np.rot90(upright, k=1)  # turned counter-clockwise: (400, 512)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, "JPEG", quality=92, exif=exif)
+    return path
+
+
+def png16(path: Path) -> Path:
+    """A 16-bit greyscale PNG (mode I;16) of the astronaut."""
+    grey = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    img = Image.fromarray(grey)  # uint16 -> mode "I;16"
+    assert img.mode.startswith("I;16"), img.mode
+    img.save(path, "PNG")
+    return path
+
+
+def cmyk_jpeg(path: Path) -> Path:
+    Image.fromarray(astronaut()).convert("CMYK").save(path, "JPEG", quality=92)
+    return path
+
+
+def grey_png(path: Path) -> Path:
+    Image.fromarray(astronaut()).convert("L").save(path, "PNG")
+    return path
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A PNG of one pixel whose header (IHDR) claims ``width`` x ``height``.
+
+    Only the header is big: decoding it would fail (there is one pixel of data), so an error
+    about the size proves the file was refused from its header, before decoding.
+    """
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (128, 128, 128)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def faststart(src: Path, path: Path) -> Path:
+    """Remux an MP4 with its index (moov) first, as web-optimised MP4s are (no re-encode)."""
+    with (
+        av.open(str(src)) as inp,
+        av.open(str(path), "w", options={"movflags": "faststart"}) as out,
+    ):
+        ist = inp.streams.video[0]
+        ost = out.add_stream_from_template(ist)
+        for pkt in inp.demux(ist):
+            if pkt.dts is None:
+                continue
+            pkt.stream = ost
+            out.mux(pkt)
+    return path
+
+
+def audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """An MP4 with an AAC sound track and no picture."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        n = 1024
+        t = np.arange(n) / rate
+        for i in range(int(seconds * rate / n)):
+            wave = (0.3 * np.sin(2 * np.pi * 440 * (t + i * n / rate))).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(wave[None], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = i * n
+            for pkt in stream.encode(frame):
+                out.mux(pkt)
+        for pkt in stream.encode(None):
+            out.mux(pkt)
+    return path
+
+
+def truncated(src: Path, path: Path, keep: float = 0.5) -> Path:
+    """The first ``keep`` of ``src``'s bytes (an interrupted download)."""
+    data = src.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def text_file(path: Path) -> Path:
+    path.write_text("This is not a video, whatever its name says.\n" * 20, encoding="utf-8")
+    return path
+
+
+def empty_file(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def rotated(image: np.ndarray, degrees: float) -> np.ndarray:
+    """``image`` rotated ``degrees`` counter-clockwise about its centre, same size, black
+    corners (a reflected border could mirror the face into a second one)."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(
+        image,
+        m,
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+
+
+def two_faces() -> np.ndarray:
+    """(256, 512, 3): two copies of the astronaut's head side by side, well apart."""
+    head = astronaut()[30:286, 96:352]  # 256x256 around the face
+    return np.ascontiguousarray(np.concatenate([head, head], axis=1))
