@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 
 def _model_dir() -> Path:
@@ -23,6 +24,7 @@ def _model_dir() -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print the full Analysis as JSON (a list when several files).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder (default: the shipped model/).")
+@with_appcontext
 def detect_command(paths: tuple[Path, ...], as_json: bool, model_dir: Path | None) -> None:
     """Analyse photos or clips and print a verdict per file."""
     from webapp.detection.errors import DetectionError
@@ -65,6 +67,7 @@ def detect_command(paths: tuple[Path, ...], as_json: bool, model_dir: Path | Non
 @click.option("--limit", default=None, type=int, help="Use only the first N items of each folder (quick runs).")
 @click.option("--resume", is_flag=True, help="Reuse cached activations and continue from the last checkpoint.")
 @click.option("--version", "version", default="", help="Model version string (default: date + backbone).")
+@with_appcontext
 def train_command(data, out, backbone, epochs, views, limit, resume, version) -> None:
     """Train a detector end to end and write it to --out."""
     from webapp.detection.training.train import Trainer, TrainOptions
@@ -84,6 +87,7 @@ def train_command(data, out, backbone, epochs, views, limit, resume, version) ->
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--split", type=click.Choice(["all", "train", "val", "test"]), default="all", show_default=True,
               help="Only items whose group falls in this split of the training split rule.")
+@with_appcontext
 def evaluate_command(labels_csv: Path, limit: int | None, json_out: Path | None, model_dir: Path | None,
                      split: str) -> None:
     """Run the website's analyze() on every item of LABELS_CSV and print honest metrics."""

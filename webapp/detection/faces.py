@@ -20,6 +20,7 @@ import numpy as np
 DETECT_MAX_SIDE = 640  # frames are downscaled to this longest side for the HOG detector
 MAX_FACES_PER_FRAME = 4
 MIN_FACE_PX = 36  # faces smaller than this (source pixels) are too small to judge
+MIN_EXTRA_SCORE = 0.3  # a second, third... face needs this HOG score (weak ones are mostly false)
 
 
 def _models_dir() -> Path:
@@ -127,6 +128,8 @@ def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
     faces: list[Face] = []
     sp5 = _Models.sp5()
     h, w = rgb.shape[:2]
+    found.sort(key=lambda rs: rs[1], reverse=True)
+    found = found[:1] + [rs for rs in found[1:] if rs[1] >= MIN_EXTRA_SCORE]
     for rect, score in found:
         x0, y0 = max(0, int(rect.left() * f)), max(0, int(rect.top() * f))
         x1, y1 = min(w, int(rect.right() * f)), min(h, int(rect.bottom() * f))
@@ -137,6 +140,11 @@ def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
         faces.append(Face(box=(x0, y0, x1, y1), landmarks=pts, score=float(score), shape=shape))
     faces.sort(key=lambda fc: fc.size, reverse=True)
     return faces[:MAX_FACES_PER_FRAME]
+
+
+def warm_up() -> None:
+    """Load the dlib models now (the first detection otherwise pays ~0.6 s for it)."""
+    detect_faces(np.zeros((64, 64, 3), np.uint8))
 
 
 def make_chip(rgb: np.ndarray, face: Face, size: int, padding: float) -> np.ndarray:

@@ -140,10 +140,25 @@ def _video_info(container: av.container.InputContainer, stream) -> MediaInfo:
                      codec=ctx.name or "")
 
 
+def _looks_like_video(path: Path) -> bool:
+    """True when the first bytes carry a video container signature (MP4/MOV, AVI, MKV/WebM, MPEG)."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+            or head[:4] == b"\x1a\x45\xdf\xa3"
+            or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
+
+
 def _open_video(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        if _looks_like_video(path):
+            raise CorruptMediaError(
+                "This video file is damaged or incomplete (was the upload or download cut short?). "
+                "Please upload the complete file."
+            ) from err
         raise UnsupportedMediaError(
             "This file is neither a photo nor a video we can read. Supported: JPEG, PNG, WebP, BMP "
             "photos and MP4, MOV, AVI, MKV, WebM videos."

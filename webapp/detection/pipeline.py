@@ -20,7 +20,7 @@ import numpy as np
 
 from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
 from .errors import ModelNotFoundError
-from .faces import Face, detect_faces, link_tracks, make_chip
+from .faces import Face, detect_faces, link_tracks, make_chip, warm_up
 from .media import DEFAULT_MAX_PIXELS, SampledFrames, load_media
 from .result import Analysis, Chip, FrameScore, TrackScore
 
@@ -61,7 +61,8 @@ class Detector:
         self.nets = DetectorNets(self.cfg, backbone_weights=None)
         self.nets.load_weights(model_dir)
         self._lock = threading.Lock()
-        # Warm up once so the first upload does not pay for graph tracing.
+        # Warm up once so the first upload does not pay for model loading and graph tracing.
+        warm_up()
         self._features(np.zeros((1, self.cfg.chip_size, self.cfg.chip_size, 3), np.uint8))
 
     @property
@@ -185,6 +186,7 @@ class Detector:
         report("classify", 1.0)
 
         t = time.perf_counter()
+        report("explain", 0.0)
         top = np.argsort(-frame_p)[:EXPLAIN_TOP].tolist() if explain else []
         cam_of = dict(zip(top, self.nets.cam(fmaps[top]), strict=True)) if top else {}
         chip_list = []

@@ -27,6 +27,7 @@ from ..classifier import NORMALISATION, DetectorNets, ModelConfig
 from ..faces import detect_faces, landmarks68, link_tracks, make_chip
 from ..media import sample_video
 from .augment import BlendParams, augment, self_blend
+from .card import write_card
 from .dataset import Item, cache_dir, chip_folder, read_labels, split_of
 from .metrics import best_temperature, binary_metrics
 
@@ -375,6 +376,7 @@ class Trainer:
         self.cfg.metrics = metrics
         self.nets.save(opt.out)
         (Path(opt.out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_card(opt.out)
         log.info("saved model to %s in %.0f s", opt.out, time.time() - t_start)
         return self.cfg
 

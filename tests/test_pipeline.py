@@ -1,0 +1,183 @@
+"""The engine end to end with the shipped model: analyze() on generated media, errors, CLI.
+
+TensorFlow and the model load once per test session (``get_detector`` caches per process).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import media
+import numpy as np
+import pytest
+
+from webapp.detection.errors import CorruptMediaError, DetectionError, UnsupportedMediaError
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from webapp.detection.pipeline import get_detector
+
+    return get_detector(ROOT / "model")
+
+
+@pytest.fixture(scope="session")
+def gen(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("engine-media")
+    return {
+        "clip": media.face_clip(d / "face.mp4", seconds=3.0, fps=15),
+        "photo": media.face_photo(d / "face.jpg"),
+        "no_face": media.no_face_clip(d / "coffee.mp4"),
+        "truncated": media.truncated_clip(d / "cut.mp4"),
+        "text": media.text_as_mp4(d / "notes.mp4"),
+    }
+
+
+@pytest.fixture(scope="session")
+def clip_analysis(engine, gen):
+    stages: list[tuple[str, float]] = []
+    a = engine.analyze(gen["clip"], progress=lambda s, f: stages.append((s, f)))
+    return a, stages
+
+
+def test_clip_faces_found_and_timestamps(engine, clip_analysis):
+    a, _ = clip_analysis
+    assert a.media.media_type == "video"
+    assert a.frames_sampled == engine.cfg.frames
+    assert a.faces_found >= a.frames_sampled - 1  # the face is in every frame
+    assert len(a.tracks) >= 1 and a.tracks[0].n_frames >= a.frames_sampled - 1
+    stamps = [f.timestamp for f in a.frames if f.track == 0]
+    assert stamps == sorted(stamps) and stamps[0] == 0.0
+    assert 2.5 <= stamps[-1] <= 3.0  # spread over the whole 3-second clip
+    assert np.allclose(np.diff(stamps), np.diff(stamps).mean(), atol=1 / 15 + 1e-3)  # evenly
+    for f in a.frames:  # boxes are inside the 480x360 frame
+        x0, y0, x1, y1 = f.box
+        assert 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 360
+
+
+def test_clip_verdict_follows_thresholds(engine, clip_analysis):
+    a, _ = clip_analysis
+    assert a.p_fake is not None and 0.0 <= a.p_fake <= 1.0
+    assert a.verdict == engine.cfg.verdict(a.p_fake)
+    assert a.p_fake == max(t.p_fake for t in a.tracks)
+    assert a.thresholds == engine.cfg.thresholds
+    assert a.model_version == engine.version
+    json.loads(a.to_json())  # serialisable
+
+
+def test_progress_reports_stages_in_order(clip_analysis):
+    _, stages = clip_analysis
+    names = [s for s, _ in stages]
+    order = ["decode", "detect", "align", "features", "classify", "done"]
+    firsts = [names.index(s) for s in order]
+    assert firsts == sorted(firsts)
+    assert all(0.0 <= f <= 1.0 for _, f in stages)
+
+
+def test_chips_are_aligned_eyes_level(clip_analysis):
+    from webapp.detection.faces import landmarks68
+
+    a, _ = clip_analysis
+    assert a.chips and a.chips[0].image.shape == (224, 224, 3)
+    for chip in a.chips[::4]:
+        lm = landmarks68(chip.image)
+        left, right = lm[36:42].mean(0), lm[42:48].mean(0)
+        assert abs(left[1] - right[1]) < 0.03 * 224
+        assert left[0] < 112 < right[0]
+
+
+def test_gradcam_on_most_suspicious_frames(clip_analysis):
+    a, _ = clip_analysis
+    with_heat = [c for c in a.chips if c.heatmap is not None]
+    assert 1 <= len(with_heat) <= 3
+    top = sorted(c.p_fake for c in a.chips)[-len(with_heat):]
+    assert sorted(c.p_fake for c in with_heat) == top
+    assert with_heat[0].heatmap.shape == (224, 224, 3)
+    assert not np.array_equal(with_heat[0].heatmap, with_heat[0].image)
+
+
+def test_photo_is_a_sequence_of_one(engine, gen):
+    a = engine.analyze(gen["photo"])
+    assert a.media.media_type == "image" and a.frames_sampled == 1
+    assert a.faces_found == 1 and a.tracks[0].n_frames == 1
+    assert a.verdict in {"real", "inconclusive", "fake"}
+
+
+def test_temporal_masking_length_one_and_n(engine, clip_analysis):
+    """Padding a track with masked steps leaves its score unchanged."""
+    rng = np.random.default_rng(0)
+    c = engine.nets.backbone.output_dim
+    for t in (1, 8):
+        feats = rng.normal(size=(1, t, c)).astype(np.float32)
+        logits = rng.normal(size=(1, t, 1)).astype(np.float32)
+        plain = np.asarray(engine.nets.temporal([feats, logits, np.ones((1, t), bool)]))
+        padded_f = np.concatenate([feats, rng.normal(size=(1, 5, c)).astype(np.float32)], axis=1)
+        padded_l = np.concatenate([logits, np.full((1, 5, 1), 9.0, np.float32)], axis=1)
+        mask = np.array([[True] * t + [False] * 5])
+        padded = np.asarray(engine.nets.temporal([padded_f, padded_l, mask]))
+        assert np.allclose(plain, padded, atol=1e-5)
+
+
+def test_no_face_is_never_real(engine, gen):
+    a = engine.analyze(gen["no_face"])
+    assert a.verdict == "no_face" and a.p_fake is None and a.faces_found == 0
+    assert a.frames_sampled > 0
+
+
+def test_truncated_clip_is_analysed_or_refused_clearly(engine, gen):
+    try:
+        a = engine.analyze(gen["truncated"])
+    except DetectionError as err:
+        assert isinstance(err, CorruptMediaError) and str(err)
+    else:  # the readable first half was analysed
+        assert a.frames_sampled >= 1 and a.media.duration <= 3.0
+
+
+def test_text_file_named_mp4_is_refused(engine, gen):
+    with pytest.raises(UnsupportedMediaError, match="neither a photo nor a video"):
+        engine.analyze(gen["text"])
+
+
+def test_rotated_photo_still_finds_the_face(engine, tmp_path):
+    img = cv2.rotate(media.astronaut(), cv2.ROTATE_90_CLOCKWISE)
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated; EXIF says rotate back 90 degrees counter-clockwise
+    p = tmp_path / "rotated.jpg"
+    Image.fromarray(img).save(p, "JPEG", exif=exif.tobytes())
+    a = engine.analyze(p)
+    assert a.faces_found == 1 and (a.media.width, a.media.height) == (512, 512)
+
+
+def test_cli_detect_lines_and_json(gen, tmp_path):
+    from webapp import create_app
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'cli.db'}"},
+                     instance_path=tmp_path / "instance")
+    runner = app.test_cli_runner()
+    res = runner.invoke(args=["detect", str(gen["photo"]), str(gen["no_face"])])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 2 and "no_face" in lines[1] and "faces=0" in lines[1]
+    res = runner.invoke(args=["detect", "--json", str(gen["photo"]), str(gen["text"])])
+    assert res.exit_code == 1  # one file failed
+    data = json.loads(res.output[res.output.index("["):])
+    assert isinstance(data, list) and data[0]["media"]["media_type"] == "image"
+    assert "neither a photo nor a video" in data[1]["error"]
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="../shared/data/videos not present")
+def test_real_dfdc_clip(engine):
+    a = engine.analyze(SHARED_VIDEOS / "abqwwspghj.mp4")
+    assert a.media.width == 1920 and a.frames_sampled == engine.cfg.frames
+    assert a.faces_found >= engine.cfg.frames - 2
+    assert a.verdict in {"real", "inconclusive", "fake"}

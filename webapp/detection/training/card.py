@@ -1,0 +1,136 @@
+"""Write ``MODEL_CARD.md`` from a trained model's config and measured metrics.
+
+Every number in the card comes from ``config.json`` (written by the same training run) or
+from an evaluation JSON passed in; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..classifier import ModelConfig
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _metric_rows(block: dict[str, Any]) -> list[str]:
+    rows = ["| items | n | fake | AUC | balanced acc. | accuracy | precision | recall | F1 | log-loss | ECE | false alarms (\"fake\" on reals) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in block.items():
+        if not isinstance(m, dict) or "n" not in m:
+            continue
+        rows.append(f"| {name} | {m['n']} | {m['n_fake']} | {_fmt(m.get('auc'))} | {_fmt(m.get('balanced_accuracy'))} | "
+                    f"{_fmt(m.get('accuracy'))} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
+                    f"{_fmt(m.get('f1'))} | {_fmt(m.get('log_loss'))} | {_fmt(m.get('ece'))} | "
+                    f"{_fmt(m.get('false_alarm_rate'))} |")
+    return rows
+
+
+def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
+    m = cfg.metrics
+    counts = m.get("counts", {})
+    notes = cfg.notes
+    lines = [
+        f"# Model card: {cfg.version}",
+        "",
+        "A deepfake detector for faces in photos and short clips: dlib-aligned face chips, an "
+        f"ImageNet-initialised **{cfg.backbone}** CNN fine-tuned on face crops, and a bidirectional "
+        "LSTM over the chips of one face track. It answers the probability that a face was "
+        "manipulated, calibrated on validation data, and a verdict band.",
+        "",
+        "## How to reproduce",
+        "```",
+        "flask --app app train --data ../shared/data/dfdc_faces --data ../shared/data/ffpp_faces \\",
+        "    --data ../shared/data/real_faces --data ../shared/data/videos --out model/",
+        "flask --app app evaluate ../shared/data/dfdc_faces/labels.csv --split test --limit 600",
+        "```",
+        "",
+        "## Configuration",
+        f"- Backbone: `{cfg.backbone}`, input {cfg.chip_size}x{cfg.chip_size}, normalisation `{cfg.normalisation}`",
+        f"- Chip: dlib 5-point alignment, padding {cfg.chip_padding}; the same function at training and serving",
+        f"- Frames sampled per clip: {cfg.frames}; LSTM: bidirectional, {cfg.lstm_units} units per direction, "
+        f"input = {cfg.proj_units}-d projection of pooled features + the frame logit",
+        f"- Calibration: temperature {cfg.temperature} (track), {cfg.frame_temperature} (frame), fitted on validation",
+        f"- Verdict bands: real if p < {cfg.real_below}, fake if p >= {cfg.fake_above}, otherwise inconclusive; "
+        "no face found is its own verdict, never \"real\"",
+    ]
+    if "thresholds" in notes:
+        t = notes["thresholds"]
+        lines.append(f"- Threshold rule: {t['rule']}. On validation this gives a false-alarm rate of "
+                     f"{t['val_false_alarm_rate']:.1%} and calls {t['val_fake_called_real_rate']:.1%} of fakes real.")
+    lines += [
+        "",
+        "## Training data",
+        f"Folders: {', '.join(cfg.trained_on) or '–'} (from ../shared/data; research-only data sets: DFDC and "
+        "FaceForensics++ c23, plus extra real faces and real talking-face clips). The model is not trained on, "
+        "and must not redistribute, anything else.",
+        "",
+        "Split: by `group` hash into train 75% / validation 12.5% / test 12.5%: a DFDC fake and its original, "
+        "and clips of one recording, are always on the same side. FaceForensics++ crops have no video id, "
+        "so they split by row (optimistic). Validation chose the epoch count, the temperature and the "
+        "thresholds; **test** was used for nothing but the figures below.",
+    ]
+    if counts:
+        lines.append("")
+        lines.append("| split | chips | fake | notes |")
+        lines.append("|---|---|---|---|")
+        for s in ("train", "val", "test"):
+            c = counts.get(s, {})
+            extra_note = f"+ {c['sbi']} self-blended fakes" if c.get("sbi") else ""
+            lines.append(f"| {s} | {c.get('chips', '–')} | {c.get('fake', '–')} | {extra_note} |")
+        if "clips" in counts:
+            lines.append(f"\nClip sequences (real clips, their self-blended versions, DFDC clips): {counts['clips']}")
+    if "face_found_rate" in notes:
+        lines.append("\nFace found by the chip function (dlib HOG on the reflect-padded crop): " +
+                     ", ".join(f"{k} {v:.1%}" for k, v in notes["face_found_rate"].items()) +
+                     ". Crops with no face found were left out.")
+    lines += ["", "## Measured on held-out test items (chips, length-1 sequences)", ""]
+    lines += _metric_rows(m.get("test", {}))
+    lines += ["", "## Validation (used for choosing: not held out)", ""]
+    lines += _metric_rows(m.get("val", {}))
+    v = m.get("val", {})
+    if "sequences_lstm_auc" in v:
+        lines += ["", "## What the LSTM learns from, and whether it helps", "",
+                  "The shared data is mostly one crop per video, so temporal training material is: real "
+                  "talking-face clips, self-blended versions of them whose mask and colour drift from frame to "
+                  "frame, four DFDC clips, and pseudo-sequences of one crop under per-frame augmentation. "
+                  "Validation AUC of the LSTM against plain averaging of frame logits on the same sequences: "
+                  f"LSTM {_fmt(v.get('sequences_lstm_auc'))}, averaging {_fmt(v.get('sequences_average_auc'))}."]
+        for split in ("val", "test"):
+            b = m.get(split, {})
+            if "clips_lstm" in b:
+                lines.append(f"On {split} clip sequences ({b['clips_lstm']['n']} clips): LSTM AUC "
+                             f"{_fmt(b['clips_lstm']['auc'])}, averaging {_fmt(b['clips_frame_average']['auc'])}.")
+    s1 = m.get("stage1", {}).get("history", [])
+    if s1:
+        lines += ["", "## Fine-tuning log", "", "| epoch | loss | val AUC (frames) | seconds |", "|---|---|---|---|"]
+        lines += [f"| {h['epoch']} | {h['loss']:.4f} | {_fmt(h['val_auc'])} | {h['seconds']} |" for h in s1]
+        lines.append(f"\nWhole training run: {m.get('train_seconds', '–')} s on a 2-core CPU.")
+    for title, body in (extra or {}).items():
+        lines += ["", f"## {title}", "", body]
+    lines += [
+        "",
+        "## Known limits",
+        "- Trained on DFDC and FaceForensics++ manipulations (face swaps, Face2Face, NeuralTextures) and "
+        "self-blended images. It never saw diffusion-generated faces, modern face-reenactment or "
+        "lip-sync generators, or whole synthetic images (GAN/diffusion portraits): expect weak scores there.",
+        "- Heavy compression, very small faces (< 60 px), strong profile views and occlusions lower accuracy; "
+        "faces dlib cannot find are reported as \"no face\", not judged.",
+        "- In-domain figures are optimistic: DFDC actors recur across videos, FaceForensics++ crops split by row.",
+        "- A score is evidence, not proof. Use the inconclusive band as \"look closer\", not as \"probably real\".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(model_dir: str | Path, extra: dict[str, str] | None = None) -> Path:
+    cfg = ModelConfig.load(model_dir)
+    path = Path(model_dir) / "MODEL_CARD.md"
+    path.write_text(render_card(cfg, extra), encoding="utf-8")
+    return path
