@@ -83,10 +83,11 @@ def test_evaluate_counts(tmp_path: Path) -> None:
         "real": {"real": 1, "inconclusive": 0, "fake": 0, "no_face": 1},
         "fake": {"real": 0, "inconclusive": 1, "fake": 1, "no_face": 1},
     }
-    # Decisions at p >= 0.5 see a no-face item's 0.5 as "fake": r2 is a false positive and f3
-    # a true positive (see the report: accuracy-type figures count no-face as flagged).
-    assert s["recall"] == 1.0 and s["precision"] == pytest.approx(0.75)
-    assert s["balanced_accuracy"] == pytest.approx(0.75)
+    # Decisions are what the site says: a no-face item is never called fake. r1, r2 are
+    # not flagged (true negatives), f1 .9 and f2 .6 are caught, f3 (no face) is missed.
+    assert s["recall"] == pytest.approx(round(2 / 3, 4)) and s["precision"] == 1.0
+    assert s["balanced_accuracy"] == pytest.approx(round((2 / 3 + 1) / 2, 4))
+    assert s["accuracy"] == pytest.approx(0.8)
     assert s["seconds"] >= 0 and "items_per_second" in s
     # Rows keep the labels and answers.
     by_name = {Path(r.path).name: r for r in report.rows}

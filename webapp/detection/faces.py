@@ -110,32 +110,55 @@ def _rects_cnn(img: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
     return [(d.rect, float(d.confidence)) for d in _Models.cnn()(img, 0)]
 
 
+def _shift_shape(shape: dlib.full_object_detection, dx: int, dy: int) -> dlib.full_object_detection:
+    """The same landmarks moved by (dx, dy) pixels."""
+    r = shape.rect
+    return dlib.full_object_detection(
+        dlib.rectangle(r.left() + dx, r.top() + dy, r.right() + dx, r.bottom() + dy),
+        [dlib.point(p.x + dx, p.y + dy) for p in shape.parts()])
+
+
 def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
                  max_side: int = DETECT_MAX_SIDE) -> list[Face]:
     """Find faces in one frame, largest first.
 
     rgb: (H, W, 3) uint8 RGB. HOG runs on a copy downscaled to ``max_side``; when it finds
-    nothing it retries with 2x upsampling (small faces), and with ``thorough`` also with dlib's
-    CNN detector (slower; photos and clips where HOG found nothing). Landmarks are fitted on
-    the full-resolution frame.
+    nothing it retries with 2x upsampling (small faces). With ``thorough`` (photos, and clips
+    where HOG found nothing) it then retries on a reflect-padded copy (faces cut by the border,
+    as in tight face crops) and with dlib's CNN detector. Landmarks are fitted on the
+    full-resolution frame.
     """
     small, f = _downscale(rgb, max_side)
     found = _rects_hog(small, 0)
     if not found:
         found = _rects_hog(small, 1)
+    off = 0  # offset of the image the rectangles refer to (padded copy) in small pixels
     if not found and thorough:
-        found = _rects_cnn(small)
+        ph = int(max(small.shape[:2]) * 0.25)
+        padded = cv2.copyMakeBorder(small, ph, ph, ph, ph, cv2.BORDER_REFLECT_101)
+        hs, ws = small.shape[:2]
+        found = [(r, sc) for r, sc in _rects_hog(padded, 0)
+                 if 0 <= r.center().x - ph < ws and 0 <= r.center().y - ph < hs]
+        off = ph if found else 0
+        if not found:
+            found = _rects_cnn(small)
+    found.sort(key=lambda rs: rs[1], reverse=True)
+    found = found[:1] + [rs for rs in found[1:] if rs[1] >= MIN_EXTRA_SCORE]
     faces: list[Face] = []
     sp5 = _Models.sp5()
     h, w = rgb.shape[:2]
-    found.sort(key=lambda rs: rs[1], reverse=True)
-    found = found[:1] + [rs for rs in found[1:] if rs[1] >= MIN_EXTRA_SCORE]
     for rect, score in found:
-        x0, y0 = max(0, int(rect.left() * f)), max(0, int(rect.top() * f))
-        x1, y1 = min(w, int(rect.right() * f)), min(h, int(rect.bottom() * f))
+        rx0, ry0 = int((rect.left() - off) * f), int((rect.top() - off) * f)
+        rx1, ry1 = int((rect.right() - off) * f), int((rect.bottom() - off) * f)
+        x0, y0, x1, y1 = max(0, rx0), max(0, ry0), min(w, rx1), min(h, ry1)
         if min(x1 - x0, y1 - y0) < MIN_FACE_PX:
             continue
-        shape = sp5(rgb, dlib.rectangle(x0, y0, x1, y1))
+        if off:  # fit landmarks with the whole face in view, then move them back
+            big = int(off * f)
+            pad = cv2.copyMakeBorder(rgb, big, big, big, big, cv2.BORDER_REFLECT_101)
+            shape = _shift_shape(sp5(pad, dlib.rectangle(rx0 + big, ry0 + big, rx1 + big, ry1 + big)), -big, -big)
+        else:
+            shape = sp5(rgb, dlib.rectangle(x0, y0, x1, y1))
         pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
         faces.append(Face(box=(x0, y0, x1, y1), landmarks=pts, score=float(score), shape=shape))
     faces.sort(key=lambda fc: fc.size, reverse=True)
@@ -151,9 +174,23 @@ def make_chip(rgb: np.ndarray, face: Face, size: int, padding: float) -> np.ndar
     """THE chip function: an aligned face chip (eyes level, face centred, fixed scale).
 
     rgb: (H, W, 3) uint8 RGB frame; returns (size, size, 3) uint8 RGB. ``padding`` is dlib's
-    margin around the canonical face as a fraction of its size (0.3 = 30% each side).
+    margin around the canonical face as a fraction of its size (0.2 = 20% each side). Where
+    the chip reaches past the frame, the frame is extended by reflection (never black), so a
+    face at the border or a tight crop looks as it did in training.
     """
-    chip = dlib.get_face_chip(np.ascontiguousarray(rgb), face.shape, size=size, padding=padding)
+    h, w = rgb.shape[:2]
+    m = int(face.size * (0.7 + padding)) + 2
+    x0, y0, x1, y1 = face.box
+    cx0, cy0, cx1, cy1 = x0 - m, y0 - m, x1 + m, y1 + m
+    shape, src = face.shape, rgb
+    if cx0 < 0 or cy0 < 0 or cx1 > w or cy1 > h:
+        rx0, ry0, rx1, ry1 = max(0, cx0), max(0, cy0), min(w, cx1), min(h, cy1)
+        crop = rgb[ry0:ry1, rx0:rx1]
+        border = (ry0 - cy0, cy1 - ry1, rx0 - cx0, cx1 - rx1)
+        kind = cv2.BORDER_REFLECT_101 if max(border) < min(crop.shape[:2]) else cv2.BORDER_REPLICATE
+        src = cv2.copyMakeBorder(crop, *border, kind)
+        shape = _shift_shape(face.shape, -cx0, -cy0)
+    chip = dlib.get_face_chip(np.ascontiguousarray(src), shape, size=size, padding=padding)
     return np.asarray(chip, dtype=np.uint8)
 
 

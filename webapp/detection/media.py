@@ -201,12 +201,11 @@ def probe_media(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if img is not None:
         with img:
             _check_image(img, max_pixels)
-            info = _image_info(img)
             try:
                 img.load()
+                return _image_info(img)
             except (OSError, ValueError, SyntaxError) as err:
                 raise CorruptMediaError("This picture is damaged and cannot be decoded.") from err
-            return info
     container = _open_video(path)
     with container:
         stream = _video_stream(container)
@@ -231,6 +230,7 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Sam
         raise UnsupportedMediaError("This file is not a picture we can read.")
     with img:
         _check_image(img, max_pixels)
+        fmt = (img.format or "").lower()
         try:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -244,7 +244,7 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Sam
             raise CorruptMediaError("This picture is damaged and cannot be decoded.") from err
     h, w = rgb.shape[:2]
     info = MediaInfo(media_type="image", width=w, height=h, duration=0.0, fps=0.0, frame_count=1,
-                     codec=(img.format or "").lower())
+                     codec=fmt)
     return SampledFrames(info=info, frames=[np.ascontiguousarray(rgb)], timestamps=[0.0],
                          indices=[0], warnings=[])
 
@@ -321,6 +321,11 @@ def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None 
         except av.error.FFmpegError:
             notes.append(f"The file is damaged after {max(stamps[-1] if stamps else 0.0, 0.0):.1f} s; "
                          "only the readable part was analysed.")
+        last_t = stamps[-1] if stamps else 0.0
+        if (expected and not notes and len(frames) < n_frames
+                and last_t < expected - max(2 / info.fps if info.fps else 0.0, 0.5)):
+            notes.append(f"The file ends after {last_t:.1f} s though it says it lasts {expected:.1f} s "
+                         "(damaged or cut short); only the readable part was analysed.")
         if targets is None and buffer:
             pick = np.unique(np.linspace(0, len(buffer) - 1, min(n_frames, len(buffer))).round().astype(int))
             for i in pick:

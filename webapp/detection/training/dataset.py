@@ -130,7 +130,8 @@ def chip_folder(folder: str | Path, size: int, padding: float, *, workers: int =
     items = [it for it in read_labels(folder) if not it.is_video]
     if limit:
         items = items[:limit]
-    key = hashlib.sha1(f"{Path(folder).resolve()}|{size}|{padding}|{len(items)}".encode()).hexdigest()[:10]
+    csv_sha = hashlib.sha1((Path(folder) / "labels.csv").read_bytes()).hexdigest()
+    key = hashlib.sha1(f"{Path(folder).resolve()}|{size}|{padding}|{len(items)}|{csv_sha}".encode()).hexdigest()[:10]
     base = cache_dir() / f"{Path(folder).name}_{size}_{key}"
     chips_f, found_f = base.with_suffix(".chips.npy"), base.with_suffix(".found.npy")
     if chips_f.is_file() and found_f.is_file():

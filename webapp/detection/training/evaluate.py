@@ -81,11 +81,18 @@ def evaluate(labels_csv: str | Path, analyze: Callable, *, limit: int | None = N
 
 
 def summarise(rows: list[EvalRow], seconds: float | None = None) -> dict:
-    """Figures over rows: AUC etc. with no-face as 0.5; verdict bands; rates."""
+    """Figures over rows: AUC, log-loss and ECE with no-face as 0.5; accuracy, precision,
+    recall and F1 with no-face as "not called fake" (what the site says); bands; rates."""
     scored = [r for r in rows if r.verdict != "error"]
     y = np.array([r.label == "fake" for r in scored], dtype=int)
     p = np.array([0.5 if r.p_fake is None else r.p_fake for r in scored], dtype=np.float64)
     summary = binary_metrics(y, p) if len(scored) else {"n": 0, "n_fake": 0}
+    if len(scored):
+        # Decisions are what the site tells a person: "no face" is never a "fake" call.
+        flagged = np.array([0.0 if r.p_fake is None else r.p_fake for r in scored])
+        decided = binary_metrics(y, flagged)
+        for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1"):
+            summary[key] = decided[key]
     bands = {lbl: {v: sum(1 for r in scored if r.label == lbl and r.verdict == v)
                    for v in ("real", "inconclusive", "fake", "no_face")} for lbl in ("real", "fake")}
     summary["verdict_bands"] = bands
