@@ -103,12 +103,12 @@ def main() -> None:
     print(f"clip: {clip.name}  {a.media.width}x{a.media.height}  {dur:.2f} s  {a.media.frame_count} frames")
     print(f"model {det.version} loaded in {load_s:.1f} s; frames sampled {a.frames_sampled}, faces {a.faces_found}, "
           f"verdict {a.verdict} p_fake {a.p_fake}")
-    print("\n| stage | seconds (median of %d) |\n|---|---|" % args.repeat)
+    print(f"\n| stage | seconds (median of {args.repeat}) |\n|---|---|")
     for k in a.timings:
         print(f"| {k} | {statistics.median(r.timings[k] for r in runs):.3f} |")
     print()
     rtf = total / dur if dur else float("nan")
-    print(f"| figure | measured | target |\n|---|---|---|")
+    print("| figure | measured | target |\n|---|---|---|")
     print(f"| real-time factor (analysis s / clip s) | {rtf:.3f} | <= 0.2 {'met' if rtf <= 0.2 else 'MISSED'} |")
     print(f"| photo ({photo.name}) | {photo_s:.3f} s | <= 0.3 s {'met' if photo_s <= 0.3 else 'MISSED'} |")
     print(f"| baseline: backbone on all {base_n} frames, no face crop | {base_s:.2f} s | |")

@@ -62,7 +62,6 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, real_below: float | None = None
     tp = int(((pred == 1) & (y == 1)).sum())
     tn = int(((pred == 0) & (y == 0)).sum())
     fp = int(((pred == 1) & (y == 0)).sum())
-    fn = int(((pred == 0) & (y == 1)).sum())
     n_fake, n_real = int(y.sum()), int((1 - y).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / n_fake if n_fake else 0.0
