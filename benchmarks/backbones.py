@@ -1,8 +1,7 @@
 """Choose the backbone by measurement: same chips, same split, same budget, side by side.
 
-Each backbone in ``--backbones`` gets a frame head and is trained end to end (all layers,
-BatchNorm in inference mode) for the same number of steps on the same augmented training
-chips, then scored on the same validation chips. Weights: ``efficientnet_lite0`` starts from
+Each backbone in ``--backbones`` gets a frame head and is trained end to end (all layers)
+for the same number of steps on the same augmented training chips, then scored on the same validation chips. Weights: ``efficientnet_lite0`` starts from
 the converted ImageNet weights; ``efficientnetv2b0`` and ``xception`` start from random
 weights unless a weights file is in ``$DEEPFAKE_BACKBONE_WEIGHTS_DIR`` (Keras cannot
 download ImageNet weights on this machine) — which is part of what is being compared.
@@ -48,14 +47,6 @@ def resize(chips: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in chips])
 
 
-def iter_layers(model: keras.Model):
-    """Every layer of a model, nested models included."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from iter_layers(layer)
-
-
 def run(name: str, train: tuple, val: tuple, steps: int, batch: int, rng: np.random.Generator) -> dict:
     spec = BACKBONES[name]
     try:
@@ -65,9 +56,6 @@ def run(name: str, train: tuple, val: tuple, steps: int, batch: int, rng: np.ran
         backbone = get_backbone(name, weights=None)
         init = "random (no ImageNet weights offline)"
     feats = backbone.feature_model()
-    for layer in iter_layers(feats):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
     head = build_frame_head(backbone.output_dim, 0.3)
     inp = keras.Input((spec.input_size, spec.input_size, 3))
     model = keras.Model(inp, head(feats(inp)[1]))

@@ -44,7 +44,7 @@ class TrainOptions:
     views: int = 2  # augmented views per training chip (cached lower activations)
     sbi_per_real: float = 1.0  # self-blended fakes per real training chip
     batch: int = 32
-    lr: float = 5e-4
+    lr: float = 3e-4
     seq_len: int = 16
     limit: int | None = None
     resume: bool = False
@@ -140,12 +140,9 @@ class Trainer:
 
     def train_frames(self, views: list[np.ndarray], labels: np.ndarray, val_x: np.ndarray,
                      val_y: np.ndarray) -> dict:
-        # BatchNorm statistics stay as ImageNet left them (inference mode): batches of 32
-        # augmented crops are a poor estimate, and serving must see the same statistics.
-        for part in self.nets.backbone.parts[self.opt.split_block:]:
-            for layer in part.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.trainable = False
+        # BatchNorm layers of the trained blocks learn too (batch statistics while training,
+        # moving averages at serving). Measured here: with them frozen, fine-tuning at 1e-4..5e-4
+        # collapsed the features to a constant (val AUC 0.5); in training mode it learns.
         model = self.frame_model()
         steps = self.opt.epochs * (len(labels) // self.opt.batch)
         sched = keras.optimizers.schedules.CosineDecay(self.opt.lr, steps, warmup_target=None)
