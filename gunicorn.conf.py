@@ -4,7 +4,13 @@ Each worker process loads the model once (a few hundred MB) and runs analyses in
 background thread pool (DETECTION_WORKERS, default 1), so keep workers at 1-2 on a small
 machine. Threads serve pages, status polls and uploads while an analysis runs.
 The app is not preloaded: TensorFlow must not be imported before the fork.
-Every setting can be overridden with an environment variable named here.
+Every setting can be overridden with an environment variable named here; the app's own
+settings with FLASK_* variables, and its instance folder (database, uploads, results) with
+DEEPFAKE_INSTANCE_PATH.
+
+A worker killed in the middle of an analysis (OOM killer, SIGKILL, power cut) loses nothing:
+the job is re-queued by the next worker that starts (or marked failed with a reason after
+MAX_JOB_ATTEMPTS interruptions); see webapp.services.recover_jobs.
 """
 
 import os

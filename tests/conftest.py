@@ -9,7 +9,14 @@ model.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,17 @@ from webapp.extensions import db
 from webapp.models import Detection
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Measurements tests want shown after the run (title -> lines): the corpus outcome table,
+#: the parallel-upload wall time, the crash-recovery result.
+SUMMARY: dict[str, list[str]] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for title, lines in SUMMARY.items():
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 class StandInDetector:
@@ -240,3 +258,123 @@ def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: 
 def detection_id_from(response) -> str:
     location = response.headers["Location"]
     return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+# --------------------------------------------------------------------------- a real server
+
+
+class LiveServer:
+    """``gunicorn wsgi:app -c gunicorn.conf.py`` on 127.0.0.1 and a free port, with its own
+    instance folder (``DEEPFAKE_INSTANCE_PATH``) and the real engine. Its output goes to
+    ``instance/../gunicorn.log``. ``env`` adds variables (``FLASK_*`` settings, ``GUNICORN_*``).
+    """
+
+    def __init__(self, instance: Path, *, workers: int = 1, env: dict[str, str] | None = None):
+        self.instance = Path(instance)
+        self.workers = workers
+        self.env = dict(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.log_path = self.instance.parent / "gunicorn.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.instance / "detections.sqlite"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def start(self, timeout: float = 120.0, **extra_env: str) -> LiveServer:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "DEEPFAKE_INSTANCE_PATH": str(self.instance),
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(self.workers),
+            "GUNICORN_LOGLEVEL": "warning",
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+            **extra_env,
+        }
+        env.pop("FLASK_RUN_FROM_CLI", None)
+        log = open(self.log_path, "a")  # noqa: SIM115 - the child holds it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app", "-c", "gunicorn.conf.py"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes the workers too
+        )
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Wait until the site answers ``/`` with 200; returns the seconds waited."""
+        start = time.monotonic()
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url("/"), timeout=5) as resp:
+                    if resp.status == 200:
+                        return time.monotonic() - start
+            except (OSError, urllib.error.URLError):
+                pass
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"gunicorn not ready after {timeout} s:\n{self.log()}")
+            time.sleep(0.2)
+
+    def worker_pids(self) -> list[int]:
+        """The master's child processes (the workers)."""
+        assert self.proc is not None
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            pids += [int(pid) for pid in children]
+        return sorted(pids)
+
+    def kill_worker(self) -> int:
+        """SIGKILL one worker (the master starts a new one). Returns its pid."""
+        pid = self.worker_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill(self) -> None:
+        """SIGKILL the whole server, master and workers: a power cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A not yet started :class:`LiveServer` in ``tmp_path/instance``; stopped afterwards."""
+    server = LiveServer(tmp_path / "instance")
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -22,7 +22,8 @@ def create_app(
     test_config: dict[str, Any] | None = None, instance_path: str | os.PathLike[str] | None = None
 ) -> Flask:
     """Build the app. ``test_config`` replaces instance/config.py and FLASK_* variables;
-    ``instance_path`` moves the instance folder (tests use a temporary one)."""
+    ``instance_path`` moves the instance folder (tests use a temporary one; a server reads
+    it from ``DEEPFAKE_INSTANCE_PATH``, e.g. ``DEEPFAKE_INSTANCE_PATH=/srv/df gunicorn ...``)."""
     from flask import Flask
 
     from . import services
@@ -30,10 +31,11 @@ def create_app(
     from .extensions import csrf, db, limiter
 
     project_root = Path(__file__).resolve().parent.parent
+    instance_path = instance_path or os.environ.get("DEEPFAKE_INSTANCE_PATH") or None
     app = Flask(
         __name__,
         instance_relative_config=True,
-        instance_path=str(instance_path) if instance_path else None,
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
         template_folder=str(project_root / "templates"),
         static_folder=str(project_root / "static"),
     )

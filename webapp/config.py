@@ -4,7 +4,8 @@ Override in three ways, later wins: these defaults, ``instance/config.py`` (opti
 deployment), then ``FLASK_*`` environment variables (``FLASK_MAX_DURATION_SECONDS=120``;
 values are parsed as JSON where possible). Tests pass a ``test_config`` mapping instead.
 
-Paths left as ``None`` are filled in by the factory from ``app.instance_path``.
+Paths left as ``None`` are filled in by the factory from ``app.instance_path`` (the project's
+``instance/``, or ``$DEEPFAKE_INSTANCE_PATH`` when set).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class DefaultConfig:
     KEEP_UPLOADS = False  # keep the uploaded original after analysis (default: delete it)
     PROGRESS_INTERVAL_SECONDS = 0.5  # write engine progress to the database at most this often
     MAX_JOB_ATTEMPTS = 2  # a job interrupted by a crash this many times is marked failed
+    RECOVERY_INTERVAL_SECONDS = 30  # how often a server looks for jobs of dead processes
+    #: At start-up, uploads and result folders without a row (left by a process killed in the
+    #: middle of an upload) are deleted once they are this old.
+    ORPHAN_MIN_AGE_SECONDS = 600
     RETENTION_DAYS = 30  # detections older than this are deleted (0 = keep forever)
 
     # Pages.

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from .services import human_bytes
+from .services import (
+    BUSY_MESSAGE,
+    STORAGE_MESSAGE,
+    human_bytes,
+    is_locked_error,
+    is_storage_error,
+)
+
+
+class InsufficientStorage(HTTPException):
+    """507: the disk is full or the instance folder is not writable."""
+
+    code = 507
+    description = STORAGE_MESSAGE
+
 
 CSP = "; ".join(
     [
@@ -31,6 +45,8 @@ TITLES = {
     415: "Unsupported file type",
     429: "Slow down a little",
     500: "Something broke on our side",
+    503: "The server is busy",
+    507: "The server is out of storage",
 }
 
 CODES = {
@@ -41,6 +57,8 @@ CODES = {
     415: "unsupported_media",
     429: "rate_limited",
     500: "internal_error",
+    503: "busy",
+    507: "storage_error",
 }
 
 
@@ -79,6 +97,8 @@ def message_for(err: HTTPException) -> str:
         )
     if code == 500:
         return "An unexpected error stopped this page. It has been logged. Please try again later."
+    if code == 503:
+        return BUSY_MESSAGE
     return err.description or "The request could not be handled."
 
 
@@ -115,6 +135,15 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
+        if is_storage_error(err):  # e.g. the request body could not be spooled to disk
+            app.logger.error(
+                "Storage full or not writable on %s %s: %s", request.method, request.path, err
+            )
+            return error_response(InsufficientStorage())
+        if is_locked_error(err):  # SQLite still locked after its busy timeout
+            app.logger.error("Database locked on %s %s: %s", request.method, request.path, err)
+            response, status = error_response(ServiceUnavailable())
+            return response, status, {"Retry-After": "30"}
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(InternalServerError())
 

@@ -6,9 +6,11 @@ engine's ``probe_media`` can open it (see :func:`webapp.services.create_detectio
 
 from __future__ import annotations
 
+from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import SubmitField
+from wtforms.validators import StopValidation
 
 from .config import ALLOWED_EXTENSIONS
 
@@ -20,10 +22,17 @@ FORMATS_MESSAGE = (
 )
 
 
+def one_file(form, field) -> None:
+    """Refuse a field holding several files (the form would silently keep the first)."""
+    if len([f for f in request.files.getlist(field.name) if f.filename]) > 1:
+        raise StopValidation("Upload one file at a time: the form held several files.")
+
+
 class UploadForm(FlaskForm):
     file = FileField(
         "Video clip or photo",
         validators=[
+            one_file,
             FileRequired("Choose a video clip or a photo to analyse."),
             FileAllowed(ALLOWED_EXTENSIONS, FORMATS_MESSAGE),
         ],

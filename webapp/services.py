@@ -12,12 +12,17 @@ Files, all under the instance folder:
 - ``results/<id>/thumb.jpg``: a small frame for the history page (made at upload).
 - ``results/<id>/chips/NNN.jpg`` and ``heatmaps/NNN.jpg``: the scored face chips and their
   Grad-CAM overlays; ``results/<id>/result.json``: the full result (written last).
+
+Every file belongs to a row: an upload that fails leaves nothing, a crash mid-upload leaves
+orphans that the next start-up sweeps (:func:`sweep_orphans`), and a full or unwritable disk
+is a clear error (see :func:`is_storage_error`), never a half-written result.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import hashlib
 import io
@@ -25,22 +30,24 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import socket
 import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from flask import Flask, current_app, url_for
 from PIL import Image, ImageOps
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import import_string
 
@@ -79,6 +86,69 @@ class UploadRejected(Exception):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+#: OS errors that mean "the disk is full or the instance folder is not writable".
+STORAGE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+}
+STORAGE_MESSAGE = (
+    "The server could not store this file: its storage is full or not writable. Nothing was "
+    "saved. Please try again later; if it keeps happening, tell the site's administrator."
+)
+RESULT_STORAGE_MESSAGE = (
+    "The analysis finished but its result could not be saved: the server's storage is full or "
+    "not writable. Nothing half-written was kept. Please try again later."
+)
+
+
+def is_storage_error(err: BaseException) -> bool:
+    """A full disk or an unwritable folder (OSError), or SQLite saying its disk is full."""
+    if isinstance(err, OSError):
+        return err.errno in STORAGE_ERRNOS
+    if isinstance(err, OperationalError):
+        text = str(err.orig if err.orig is not None else err).lower()
+        return "disk is full" in text or "readonly database" in text
+    return False
+
+
+def storage_rejection() -> UploadRejected:
+    return UploadRejected(STORAGE_MESSAGE, "storage_error", 507)
+
+
+BUSY_MESSAGE = (
+    "The server is too busy to take this right now and nothing was saved. Please try again "
+    "in a minute."
+)
+
+
+T = TypeVar("T")
+
+
+def is_locked_error(err: BaseException) -> bool:
+    text = str(getattr(err, "orig", None) or err).lower()
+    return isinstance(err, OperationalError) and ("locked" in text or "busy" in text)
+
+
+def retry_locked(action: Callable[[], T], attempts: int = 5) -> T:
+    """Run ``action`` (a database write ending in a commit), retrying when SQLite says
+    "database is locked" even after its busy timeout. ``action`` must be repeatable: the
+    session is rolled back between attempts, which forgets pending changes."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except OperationalError as err:
+            db.session.rollback()
+            if not is_locked_error(err) or attempt == attempts - 1:
+                raise
+            log.warning("Database locked; retrying (%d/%d)", attempt + 1, attempts - 1)
+            time.sleep(0.05 * 2**attempt + random.random() * 0.05)
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- paths
@@ -277,6 +347,18 @@ def clean_filename(name: str | None) -> str:
     return name
 
 
+def single_file(files: list[FileStorage]) -> FileStorage | None:
+    """The one uploaded file of a field, None if there is none. Raises UploadRejected when
+    the field holds several (one analysis per upload; no silent choice of the first)."""
+    files = [f for f in files if f is not None and f.filename]
+    if len(files) > 1:
+        raise UploadRejected(
+            "Upload one file at a time: this request held several files in one field.",
+            "too_many_files",
+        )
+    return files[0] if files else None
+
+
 def extension_of(name: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
@@ -362,12 +444,12 @@ def create_detection(file: FileStorage | None) -> tuple[Detection, bool]:
         raise UploadRejected(FORMATS_MESSAGE, "unsupported_media", 415)
 
     folder = upload_folder()
-    folder.mkdir(parents=True, exist_ok=True)
     det_id = new_id()
     part = folder / f"{det_id}.part"
     stored = folder / f"{det_id}.{ext}"
     rdir = result_dir(det_id)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         sha, size = _save_stream(file.stream, part, current_app.config.get("MAX_CONTENT_LENGTH"))
         if size == 0:
             raise UploadRejected("The file is empty.", "corrupt_media")
@@ -408,16 +490,50 @@ def create_detection(file: FileStorage | None) -> tuple[Detection, bool]:
         )
         rdir.mkdir(parents=True, exist_ok=True)
         make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
-        db.session.add(det)
-        db.session.commit()
-    except BaseException:
+        # The same bytes may have arrived in another request (thread or process) meanwhile:
+        # check again and insert under one lock, so identical uploads make one row.
+        with dedup_lock():
+            existing = find_existing(sha, version)
+            if existing is None:
+                retry_locked(lambda: _insert(det))
+    except BaseException as err:
         db.session.rollback()
         for path in (part, stored):
             path.unlink(missing_ok=True)
         shutil.rmtree(rdir, ignore_errors=True)
+        if is_storage_error(err):
+            log.error("Upload refused: storage full or not writable (%s)", err)
+            raise storage_rejection() from err
+        if is_locked_error(err):
+            log.error("Upload refused: database still locked after retries (%s)", err)
+            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
         raise
-    runner().submit(det.id)
+    if existing is not None:
+        for path in (part, stored):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(rdir, ignore_errors=True)
+        return existing, True
+    try:
+        runner().submit(det.id)
+    except RuntimeError:  # the process is shutting down: the next start-up runs the job
+        log.warning("Job queue closed; detection %s will run after the restart", det.id)
     return det, False
+
+
+def _insert(det: Detection) -> None:
+    db.session.add(det)
+    db.session.commit()
+
+
+@contextlib.contextmanager
+def dedup_lock() -> Iterator[None]:
+    """Serialise "is this file already known? no: insert it" across threads and processes."""
+    with open(Path(current_app.instance_path) / ".upload.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def make_thumbnail(path: Path, media_type: str, duration: float | None, dest: Path) -> bool:
@@ -627,19 +743,25 @@ class JobRunner:
 
     def __init__(self, app: Flask):
         self.app = app
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        pid = os.getpid()
+        # host:pid:<process start time>.<random>: the start time tells a recycled pid apart.
+        self.id = f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or 0}.{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(
             max_workers=max(1, int(app.config["DETECTION_WORKERS"])), thread_name_prefix="detection"
         )
         self._futures: dict[str, Future] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.started = False
         _LIVE_RUNNERS.add(self.id)
 
     def start(self) -> None:
         """Take over jobs a crashed process left behind and purge expired results. Once.
 
-        Called at start-up of a serving process, else by the first request.
+        Called at start-up of a serving process, else by the first request. Then, every
+        RECOVERY_INTERVAL_SECONDS, looks again: a process killed a moment ago may still have
+        been visible (exiting, or a zombie not yet reaped) at start-up, and a sibling worker
+        may die at any time.
         """
         with self._lock:
             if self.started:
@@ -648,6 +770,21 @@ class JobRunner:
         with self.app.app_context(), startup_lock(self.app.instance_path):
             recover_jobs()
             purge_expired()
+            sweep_orphans()
+        interval = float(self.app.config.get("RECOVERY_INTERVAL_SECONDS") or 0)
+        if interval > 0:
+            threading.Thread(
+                target=self._watch, args=(interval,), name="job-recovery", daemon=True
+            ).start()
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                with self.app.app_context(), startup_lock(self.app.instance_path):
+                    recover_jobs()
+                    db.session.remove()
+            except Exception:  # noqa: BLE001 - try again next time
+                log.warning("Periodic job recovery failed", exc_info=True)
 
     def submit(self, detection_id: str) -> Future:
         future = self.executor.submit(run_job, self.app, detection_id, self.id)
@@ -663,6 +800,7 @@ class JobRunner:
             future.result(timeout=timeout)
 
     def shutdown(self, wait: bool = True) -> None:
+        self._stop.set()
         self.executor.shutdown(wait=wait, cancel_futures=True)
         _LIVE_RUNNERS.discard(self.id)
 
@@ -712,14 +850,11 @@ def load_detector(app: Flask):
 def run_job(app: Flask, detection_id: str, runner_id: str) -> None:
     """Analyse one queued detection. Runs in a worker thread; catches everything."""
     with app.app_context():
+        if not retry_locked(lambda: _claim(detection_id, runner_id)):
+            return  # not queued, or another process's job
         det = db.session.get(Detection, detection_id)
-        if det is None or det.status != "queued" or det.owner != runner_id:
+        if det is None:
             return
-        det.status, det.stage, det.progress = "running", "load", 0.0
-        det.attempts = (det.attempts or 0) + 1
-        det.started_at = utcnow()
-        det.error_code = det.error_message = None
-        db.session.commit()
         path = upload_path(det)
         started = time.monotonic()
         try:
@@ -742,27 +877,58 @@ def run_job(app: Flask, detection_id: str, runner_id: str) -> None:
             _finish(det, analysis, time.monotonic() - started)
         except DetectionError as err:
             _fail(detection_id, err.code, str(err))
-        except Exception:
-            app.logger.exception("Analysis of detection %s failed", detection_id)
-            _fail(
-                detection_id,
-                "internal_error",
-                "Something went wrong inside the detector. The error has been logged; "
-                "please try again later.",
-            )
+        except Exception as err:
+            if is_storage_error(err):
+                app.logger.error(
+                    "Result of %s not saved: storage full or not writable (%s)", detection_id, err
+                )
+                _discard_artefacts(detection_id)
+                _fail(detection_id, "storage_error", RESULT_STORAGE_MESSAGE)
+            else:
+                app.logger.exception("Analysis of detection %s failed", detection_id)
+                _fail(
+                    detection_id,
+                    "internal_error",
+                    "Something went wrong inside the detector. The error has been logged; "
+                    "please try again later.",
+                )
         finally:
             if not app.config["KEEP_UPLOADS"] and path is not None:
                 path.unlink(missing_ok=True)
                 with contextlib.suppress(Exception):
-                    db.session.execute(
-                        update(Detection)
-                        .where(Detection.id == detection_id)
-                        .values(upload_name=None)
-                    )
-                    db.session.commit()
+                    retry_locked(lambda: _set_values(detection_id, upload_name=None))
             with contextlib.suppress(Exception):
                 purge_expired()
             db.session.remove()
+
+
+def _claim(detection_id: str, runner_id: str) -> bool:
+    """Mark a queued job of this runner as running (a compare-and-set). False: not ours."""
+    res = db.session.execute(
+        update(Detection)
+        .where(
+            Detection.id == detection_id,
+            Detection.status == "queued",
+            Detection.owner == runner_id,
+        )
+        .values(
+            status="running",
+            stage="load",
+            progress=0.0,
+            attempts=func.coalesce(Detection.attempts, 0) + 1,
+            started_at=utcnow(),
+            error_code=None,
+            error_message=None,
+        )
+    )
+    db.session.commit()
+    return bool(res.rowcount)
+
+
+def _set_values(detection_id: str, **values: Any) -> int:
+    res = db.session.execute(update(Detection).where(Detection.id == detection_id).values(**values))
+    db.session.commit()
+    return res.rowcount
 
 
 def _json_default(value: Any) -> Any:
@@ -775,10 +941,61 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _discard_artefacts(detection_id: str) -> None:
+    """Remove whatever an interrupted save wrote (chips, overlays, result), keep the thumbnail."""
+    rdir = result_dir(detection_id)
+    for sub in ("chips", "heatmaps"):
+        shutil.rmtree(rdir / sub, ignore_errors=True)
+    for name in ("result.json", "result.json.tmp"):
+        with contextlib.suppress(OSError):
+            (rdir / name).unlink(missing_ok=True)
+
+
 def _finish(det: Detection, analysis, seconds: float) -> None:
-    """Write artefacts and result.json, then the row. A deleted row discards the result."""
+    """Write artefacts and result.json, then the row. A deleted row discards the result.
+
+    An OSError while writing (a full disk) propagates after removing what was written, so
+    no half-written result is ever shown.
+    """
     det_id = det.id
     rdir = result_dir(det_id)
+    try:
+        _write_artefacts(det, analysis, seconds, rdir)
+    except BaseException:
+        _discard_artefacts(det_id)
+        raise
+    media = analysis.media
+    values = dict(
+        status="done",
+        stage="done",
+        progress=1.0,
+        verdict=analysis.verdict,
+        p_fake=None if analysis.p_fake is None else float(analysis.p_fake),
+        model_version=str(analysis.model_version or det.model_version or ""),
+        frames_sampled=int(analysis.frames_sampled),
+        faces_found=int(analysis.faces_found),
+        n_tracks=len(analysis.tracks),
+        width=int(media.width),
+        height=int(media.height),
+        duration=float(media.duration),
+        fps=float(media.fps),
+        frame_count=int(media.frame_count),
+        processing_seconds=round(seconds, 3),
+        finished_at=utcnow(),
+    )
+    if not retry_locked(lambda: _set_values(det_id, **values)):  # deleted while running
+        shutil.rmtree(rdir, ignore_errors=True)
+        return
+    if not (rdir / "result.json").is_file():  # deleted between the write and the commit
+        row = db.session.get(Detection, det_id)
+        if row is not None:
+            db.session.delete(row)
+            db.session.commit()
+
+
+def _write_artefacts(det: Detection, analysis, seconds: float, rdir: Path) -> None:
+    """Chips, Grad-CAM overlays, then result.json (atomically, last)."""
+    det_id = det.id
     (rdir / "chips").mkdir(parents=True, exist_ok=True)
     data = analysis.to_dict()
     data.pop("path", None)
@@ -807,50 +1024,30 @@ def _finish(det: Detection, analysis, seconds: float) -> None:
     }
     data["processing_seconds"] = round(seconds, 3)
     tmp = rdir / "result.json.tmp"
-    tmp.write_text(json.dumps(data, default=_json_default, indent=1), encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, default=_json_default, indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())  # a full disk shows here, not after the rename
     os.replace(tmp, rdir / "result.json")
-
-    db.session.expire_all()
-    det = db.session.get(Detection, det_id)
-    if det is None:  # deleted while running
-        shutil.rmtree(rdir, ignore_errors=True)
-        return
-    det.status, det.stage, det.progress = "done", "done", 1.0
-    det.verdict = analysis.verdict
-    det.p_fake = None if analysis.p_fake is None else float(analysis.p_fake)
-    det.model_version = str(analysis.model_version or det.model_version or "")
-    det.frames_sampled = int(analysis.frames_sampled)
-    det.faces_found = int(analysis.faces_found)
-    det.n_tracks = len(analysis.tracks)
-    media = analysis.media
-    det.width, det.height = int(media.width), int(media.height)
-    det.duration, det.fps, det.frame_count = (
-        float(media.duration),
-        float(media.fps),
-        int(media.frame_count),
-    )
-    det.processing_seconds = round(seconds, 3)
-    det.finished_at = utcnow()
-    db.session.commit()
-    if not (rdir / "result.json").is_file():  # deleted between the write and the commit
-        db.session.delete(det)
-        db.session.commit()
 
 
 def _fail(detection_id: str, code: str, message: str) -> None:
+    """Mark the job failed with a reason. If even that cannot be written (the database's disk
+    is full), log it: the job stays "running" until the next start-up's recovery fails it."""
     db.session.rollback()
-    db.session.execute(
-        update(Detection)
-        .where(Detection.id == detection_id)
-        .values(
-            status="failed",
-            stage="failed",
-            error_code=code[:32],
-            error_message=message,
-            finished_at=utcnow(),
+    try:
+        retry_locked(
+            lambda: _set_values(
+                detection_id,
+                status="failed",
+                stage="failed",
+                error_code=code[:32],
+                error_message=message,
+                finished_at=utcnow(),
+            )
         )
-    )
-    db.session.commit()
+    except Exception:  # noqa: BLE001 - nothing better to do than to log it
+        log.exception("Could not mark detection %s failed (%s)", detection_id, code)
 
 
 # --------------------------------------------------------------------------- start-up
@@ -881,6 +1078,15 @@ def _owner_alive(owner: str | None) -> bool:
         return False
     if pid == os.getpid():
         return owner in _LIVE_RUNNERS
+    stat = _proc_stat(pid)
+    if stat is not None:  # Linux: a zombie is dead; a different start time is another process
+        state, ticks = stat
+        if state in ("Z", "X"):
+            return False
+        started = rid.split(".", 1)[0]
+        return not (started.isdigit() and int(started) and int(started) != ticks)
+    if Path("/proc/self/stat").exists():  # /proc works, and has no such process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -888,6 +1094,24 @@ def _owner_alive(owner: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of a process, from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after "pid (comm)": the name may hold spaces
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
 
 
 def recover_jobs() -> dict[str, int]:
@@ -913,10 +1137,11 @@ def recover_jobs() -> dict[str, int]:
         )
         exists = bool(upload_name) and (upload_folder() / upload_name).is_file()
         if exists and (attempts or 0) < max_attempts:
-            res = db.session.execute(
-                cas.values(owner=me.id, status="queued", stage="queued", progress=0.0)
+            res = retry_locked(
+                lambda cas=cas: _execute_commit(
+                    cas.values(owner=me.id, status="queued", stage="queued", progress=0.0)
+                )
             )
-            db.session.commit()
             if res.rowcount:
                 counts["requeued"] += 1
                 me.submit(det_id)
@@ -927,22 +1152,24 @@ def recover_jobs() -> dict[str, int]:
                     "longer available. Please upload it again."
                 )
             else:
+                times = "once" if attempts == 1 else f"{attempts} times"
                 reason = (
-                    f"The analysis was interrupted {attempts} times (the server stopped while "
+                    f"The analysis was interrupted {times} (the server stopped while "
                     "working on it), so it was given up. The file may be too demanding; try "
                     "a shorter clip."
                 )
-            res = db.session.execute(
-                cas.values(
-                    owner=me.id,
-                    status="failed",
-                    stage="failed",
-                    error_code="interrupted",
-                    error_message=reason,
-                    finished_at=utcnow(),
+            res = retry_locked(
+                lambda cas=cas, reason=reason: _execute_commit(
+                    cas.values(
+                        owner=me.id,
+                        status="failed",
+                        stage="failed",
+                        error_code="interrupted",
+                        error_message=reason,
+                        finished_at=utcnow(),
+                    )
                 )
             )
-            db.session.commit()
             if res.rowcount:
                 counts["failed"] += 1
                 if upload_name and not current_app.config["KEEP_UPLOADS"]:
@@ -952,6 +1179,52 @@ def recover_jobs() -> dict[str, int]:
             "Crash recovery: %(requeued)d job(s) re-queued, %(failed)d marked failed", counts
         )
     return counts
+
+
+def _execute_commit(stmt):
+    res = db.session.execute(stmt)
+    db.session.commit()
+    return res
+
+
+def sweep_orphans(min_age: float | None = None) -> int:
+    """Delete uploads and result folders that no row owns: what a process killed in the middle
+    of an upload leaves behind (the row is written last). Returns how many were removed.
+
+    Only entries older than ``min_age`` seconds (ORPHAN_MIN_AGE_SECONDS) go: a live process
+    may be between writing its files and committing its row right now.
+    """
+    if min_age is None:
+        min_age = float(current_app.config["ORPHAN_MIN_AGE_SECONDS"])
+    cutoff = time.time() - min_age
+    ids = set(db.session.scalars(select(Detection.id)).all())
+    uploads = set(
+        db.session.scalars(select(Detection.upload_name).where(Detection.upload_name.is_not(None)))
+    )
+    removed = 0
+    entries = [(p, p.name in uploads) for p in _listdir(upload_folder())]
+    entries += [(p, p.name in ids) for p in _listdir(results_folder())]
+    for path, owned in entries:
+        try:
+            if owned or path.lstat().st_mtime > cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed += 1
+        except OSError:
+            log.warning("Could not remove orphan %s", path, exc_info=True)
+    if removed:
+        current_app.logger.warning("Removed %d orphaned upload(s)/result folder(s)", removed)
+    return removed
+
+
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def since(value: datetime | None) -> str:

@@ -21,9 +21,12 @@ def _error(status: int, code: str, message: str):
 @uploads_limit
 def create_detection():
     try:
-        det, reused = services.create_detection(request.files.get("file"))
+        det, reused = services.create_detection(services.single_file(request.files.getlist("file")))
     except services.UploadRejected as err:
-        return _error(err.status, err.code, str(err))
+        response, status = _error(err.status, err.code, str(err))
+        if status == 503:
+            response.headers["Retry-After"] = "30"
+        return response, status
     body = services.summary_dict(det)
     body["reused"] = reused
     body["status_url"] = url_for(".get_detection", detection_id=det.id, _external=True)

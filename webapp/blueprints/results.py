@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,11 +59,15 @@ def status(detection_id: str):
     return response
 
 
+#: The only files served from a result folder (result.json has its own download route).
+ARTEFACT_NAME = re.compile(r"(?:thumb\.jpg|(?:chips|heatmaps)/\d{3,}\.jpg)")
+
+
 @bp.get("/<detection_id>/files/<path:name>")
 def artefact(detection_id: str, name: str):
     det = get_or_404(detection_id)
-    if name == "result.json":
-        abort(404)  # use the download route, which names the file
+    if not ARTEFACT_NAME.fullmatch(name):
+        abort(404)
     response = send_from_directory(services.result_dir(det.id), name, max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -32,7 +32,7 @@ def upload():
             if err.code == "too_large":
                 abort(413)
             form.file.errors = [str(err)]
-            status = 400
+            status = err.status
         else:
             if reused:
                 flash(

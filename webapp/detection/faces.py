@@ -128,6 +128,8 @@ def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
     as in tight face crops) and with dlib's CNN detector. Landmarks are fitted on the
     full-resolution frame.
     """
+    if min(rgb.shape[:2]) < MIN_FACE_PX:  # too small to hold a face we could judge
+        return []
     small, f = _downscale(rgb, max_side)
     found = _rects_hog(small, 0)
     if not found:

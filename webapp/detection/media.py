@@ -12,6 +12,7 @@ clip's length.
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
 #: Containers FFmpeg may report for the videos we accept (demuxer names, comma lists split).
 VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "avi", "matroska", "webm", "mpeg",
                     "mpegts", "mpegvideo", "m4v", "h264", "hevc"}
+#: FFmpeg demuxers chosen from the file name alone (a non-picture named .jpg opens as "image2").
+GUESSED_FROM_NAME = {"image2", "image2pipe"}
+
+#: What Pillow's decoders raise on damaged or hostile pictures.
+IMAGE_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
 
 DEFAULT_MAX_PIXELS = 40_000_000  # a photo larger than this is refused before decoding
 MAX_VIDEO_PIXELS = 7680 * 4320  # 8K; larger video frames are refused
@@ -96,7 +102,7 @@ def _check_image(img: Image.Image, max_pixels: int) -> None:
         raise CorruptMediaError("This picture has no pixels.")
     if w * h > max_pixels:
         raise MediaTooLargeError(
-            f"This picture is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels. "
+            f"This picture is {w}x{h} pixels; the limit is {max_pixels / 1e6:.3g} megapixels. "
             "Please upload a smaller image."
         )
 
@@ -166,6 +172,11 @@ def _open_video(path: Path):
     fmt = set((container.format.name or "").split(","))
     if not fmt & VIDEO_CONTAINERS:
         container.close()
+        if fmt & GUESSED_FROM_NAME:  # FFmpeg only trusted the file name (HTML named .jpg...)
+            raise UnsupportedMediaError(
+                "This file is neither a photo nor a video we can read. Supported: JPEG, PNG, "
+                "WebP, BMP photos and MP4, MOV, AVI, MKV, WebM videos."
+            )
         raise UnsupportedMediaError(
             f"This file's format ({container.format.long_name or container.format.name}) is not a "
             "supported video or photo format."
@@ -204,7 +215,7 @@ def probe_media(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             try:
                 img.load()
                 return _image_info(img)
-            except (OSError, ValueError, SyntaxError) as err:
+            except IMAGE_DECODE_ERRORS as err:
                 raise CorruptMediaError("This picture is damaged and cannot be decoded.") from err
     container = _open_video(path)
     with container:
@@ -240,7 +251,7 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Sam
                 rgb = np.repeat(grey[..., None], 3, axis=2)
             else:
                 rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (OSError, ValueError, SyntaxError) as err:
+        except IMAGE_DECODE_ERRORS as err:
             raise CorruptMediaError("This picture is damaged and cannot be decoded.") from err
     h, w = rgb.shape[:2]
     info = MediaInfo(media_type="image", width=w, height=h, duration=0.0, fps=0.0, frame_count=1,
@@ -286,6 +297,7 @@ def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None 
         stride = 1
         buffer: list[tuple[int, float, av.VideoFrame]] = []
         t0: float | None = None
+        prev_t = -math.inf
         index = -1
         rotation = 0
 
@@ -302,6 +314,9 @@ def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None 
                 if t0 is None:
                     t0 = t
                 t -= t0
+                if t <= prev_t and info.fps:  # stuck or backwards (0-fps header): step on
+                    t = prev_t + 1 / info.fps
+                prev_t = t
                 if targets is not None:
                     k = len(frames)
                     if k < n_frames and t + 1e-6 >= targets[k]:

@@ -128,7 +128,10 @@ class Detector:
             # HOG saw nothing anywhere: try the CNN detector on a few frames before giving up.
             probe = np.linspace(0, len(sampled.frames) - 1, min(4, len(sampled.frames))).round().astype(int)
             if any(detect_faces(sampled.frames[i], thorough=True) for i in probe):
-                per_frame = [detect_faces(fr, thorough=True) for fr in sampled.frames]
+                per_frame = []
+                for i, fr in enumerate(sampled.frames):
+                    per_frame.append(detect_faces(fr, thorough=True))
+                    report("detect", (i + 1) / len(sampled.frames))
         timings["detect"] = time.perf_counter() - t
 
         t = time.perf_counter()
