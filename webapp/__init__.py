@@ -179,7 +179,15 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("pct")
     def _pct(value: float | None, digits: int = 0) -> str:
-        return "–" if value is None else f"{float(value) * 100:.{digits}f}%"
+        if value is None:
+            return "–"
+        v = float(value) * 100
+        lo, hi = 0.5 * 10**-digits, 100 - 0.5 * 10**-digits
+        if v >= hi:  # a calibrated score is never a certainty: no "100%"
+            return f">{100 - 10**-digits:g}%"
+        if v < lo and v > 0:
+            return f"<{10**-digits:g}%"
+        return f"{v:.{digits}f}%"
 
     from .blueprints.results import tpct
 

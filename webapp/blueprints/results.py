@@ -133,6 +133,10 @@ def score_pct(p: float, t: dict[str, float]) -> str:
     """A score as a percentage; one decimal when it is within a point of a threshold, so
     88.2% (inconclusive) and 88.4% (fake) never both read "88%"."""
     near = any(abs(p - v) < 0.01 for v in t.values() if isinstance(v, int | float))
+    if p >= 0.995:  # a calibrated model is never certain: never print 100%
+        return ">99%"
+    if p < 0.005:
+        return "<1%"
     return f"{p * 100:.1f}%" if near else f"{p:.0%}"
 
 
