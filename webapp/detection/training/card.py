@@ -112,7 +112,9 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
     if s1:
         lines += ["", "## Fine-tuning log", "", "| epoch | loss | val AUC (frames) | seconds |", "|---|---|---|---|"]
         lines += [f"| {h['epoch']} | {h['loss']:.4f} | {_fmt(h['val_auc'])} | {h['seconds']} |" for h in s1]
-        lines.append(f"\nWhole training run: {m.get('train_seconds', '–')} s on a 2-core CPU.")
+        lines.append(f"\nLast training run: {m.get('train_seconds', '–')} s on a 2-core CPU. A run with `--resume` "
+                     "reuses the cached chips and frozen-block activations; from scratch, chipping ~30k crops and "
+                     "caching two augmented views of activations took another ~1 h here (CPU shared with other jobs).")
     for title, body in (extra or {}).items():
         lines += ["", f"## {title}", "", body]
     lines += [
