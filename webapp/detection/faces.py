@@ -7,6 +7,7 @@ serving time than it was trained on.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import threading
@@ -51,43 +52,22 @@ class Face:
         return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
 
 
-class _Models:
-    """dlib models, loaded once per process (dlib objects are safe to share across threads
-    for detection only under a lock; detection is cheap relative to the CNN)."""
+_MODEL_FILES = {
+    "cnn": ("mmod_human_face_detector.dat", dlib.cnn_face_detection_model_v1),
+    "sp5": ("shape_predictor_5_face_landmarks.dat", dlib.shape_predictor),
+    "sp68": ("shape_predictor_68_face_landmarks.dat", dlib.shape_predictor),
+}
+_models_lock = threading.Lock()
 
-    _lock = threading.Lock()
-    _hog = None
-    _cnn = None
-    _sp5 = None
-    _sp68 = None
 
-    @classmethod
-    def hog(cls):
-        with cls._lock:
-            if cls._hog is None:
-                cls._hog = dlib.get_frontal_face_detector()
-            return cls._hog
-
-    @classmethod
-    def cnn(cls):
-        with cls._lock:
-            if cls._cnn is None:
-                cls._cnn = dlib.cnn_face_detection_model_v1(str(_models_dir() / "mmod_human_face_detector.dat"))
-            return cls._cnn
-
-    @classmethod
-    def sp5(cls):
-        with cls._lock:
-            if cls._sp5 is None:
-                cls._sp5 = dlib.shape_predictor(str(_models_dir() / "shape_predictor_5_face_landmarks.dat"))
-            return cls._sp5
-
-    @classmethod
-    def sp68(cls):
-        with cls._lock:
-            if cls._sp68 is None:
-                cls._sp68 = dlib.shape_predictor(str(_models_dir() / "shape_predictor_68_face_landmarks.dat"))
-            return cls._sp68
+@functools.cache
+def _model(kind: str):
+    """A dlib model, loaded once per process: "hog", "cnn", "sp5" or "sp68"."""
+    with _models_lock:
+        if kind == "hog":
+            return dlib.get_frontal_face_detector()
+        filename, load = _MODEL_FILES[kind]
+        return load(str(_models_dir() / filename))
 
 
 def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -102,12 +82,12 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 def _rects_hog(img: np.ndarray, upsample: int) -> list[tuple[dlib.rectangle, float]]:
-    rects, scores, _ = _Models.hog().run(img, upsample, 0.0)
+    rects, scores, _ = _model("hog").run(img, upsample, 0.0)
     return list(zip(rects, scores, strict=False))
 
 
 def _rects_cnn(img: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
-    return [(d.rect, float(d.confidence)) for d in _Models.cnn()(img, 0)]
+    return [(d.rect, float(d.confidence)) for d in _model("cnn")(img, 0)]
 
 
 def _shift_shape(shape: dlib.full_object_detection, dx: int, dy: int) -> dlib.full_object_detection:
@@ -147,7 +127,7 @@ def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
     found.sort(key=lambda rs: rs[1], reverse=True)
     found = found[:1] + [rs for rs in found[1:] if rs[1] >= MIN_EXTRA_SCORE]
     faces: list[Face] = []
-    sp5 = _Models.sp5()
+    sp5 = _model("sp5")
     h, w = rgb.shape[:2]
     for rect, score in found:
         rx0, ry0 = int((rect.left() - off) * f), int((rect.top() - off) * f)
@@ -224,7 +204,7 @@ def landmarks68(chip: np.ndarray) -> np.ndarray:
     """
     s = chip.shape[0]
     rect = dlib.rectangle(int(0.18 * s), int(0.22 * s), int(0.82 * s), int(0.9 * s))
-    shape = _Models.sp68()(np.ascontiguousarray(chip), rect)
+    shape = _model("sp68")(np.ascontiguousarray(chip), rect)
     return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
 
