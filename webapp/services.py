@@ -213,7 +213,6 @@ def model_card_text() -> str | None:
 _ACRONYMS = {
     "auc",
     "dfdc",
-    "ffpp",
     "eer",
     "ap",
     "tpr",
@@ -230,7 +229,8 @@ _ACRONYMS = {
     "cnn",
     "sbi",
 }
-_WORDS = {"val": "validation", "acc": "accuracy", "n": "", "num": "", "celebdf": "Celeb-DF"}
+_WORDS = {"val": "validation", "acc": "accuracy", "n": "", "num": "", "celebdf": "Celeb-DF",
+          "ffpp": "FaceForensics++"}
 
 #: Columns shown for each evaluated set, in this order, when config.json has them.
 METRIC_COLUMNS = [
