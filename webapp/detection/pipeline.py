@@ -61,9 +61,16 @@ class Detector:
         self.nets = DetectorNets(self.cfg, backbone_weights=None)
         self.nets.load_weights(model_dir)
         self._lock = threading.Lock()
+        import tensorflow as tf
+
+        # Traced once (fixed sequence length below), instead of eager calls per analysis.
+        self._frame_fn = tf.function(lambda x: (*self.nets.features(x, training=False),),
+                                     reduce_retracing=True)
+        self._temporal_fn = tf.function(lambda f, g, m: self.nets.temporal([f, g, m], training=False))
         # Warm up once so the first upload does not pay for model loading and graph tracing.
         warm_up()
-        self._features(np.zeros((1, self.cfg.chip_size, self.cfg.chip_size, 3), np.uint8))
+        _, pooled, logits = self._features(np.zeros((1, self.cfg.chip_size, self.cfg.chip_size, 3), np.uint8))
+        self.track_logit(pooled, logits)
 
     @property
     def version(self) -> str:
@@ -82,7 +89,7 @@ class Detector:
         with self._lock:
             for i in range(0, len(chips), BATCH):
                 x = self.nets.preprocess(chips[i:i + BATCH])
-                fm, po = self.nets.features(x, training=False)
+                fm, po = self._frame_fn(x)
                 lg = self.nets.frame_head(po, training=False)
                 fmaps.append(np.asarray(fm))
                 pooled.append(np.asarray(po))
@@ -93,11 +100,15 @@ class Detector:
         """One track: pooled (T, C), frame_logits (T,) -> uncalibrated track logit."""
         t = min(len(pooled), self.cfg.max_sequence)
         idx = np.linspace(0, len(pooled) - 1, t).round().astype(int)
-        feats = pooled[idx][None].astype(np.float32)
-        lg = frame_logits[idx][None, :, None].astype(np.float32)
-        mask = np.ones((1, t), dtype=bool)
+        n = self.cfg.max_sequence  # always padded to one length (masked): one traced graph
+        feats = np.zeros((1, n, pooled.shape[1]), np.float32)
+        lg = np.zeros((1, n, 1), np.float32)
+        mask = np.zeros((1, n), dtype=bool)
+        feats[0, :t] = pooled[idx]
+        lg[0, :t, 0] = frame_logits[idx]
+        mask[0, :t] = True
         with self._lock:
-            out = self.nets.temporal([feats, lg, mask], training=False)
+            out = self._temporal_fn(feats, lg, mask)
         return float(np.asarray(out)[0, 0])
 
     # -- the pipeline -------------------------------------------------------------------
