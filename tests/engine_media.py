@@ -26,6 +26,7 @@ import av
 import cv2
 import numpy as np
 import skimage.data
+from corpus import generators
 from PIL import Image
 
 
@@ -161,21 +162,7 @@ def faststart(src: Path, path: Path) -> Path:
 
 def audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     """An MP4 with an AAC sound track and no picture."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=rate)
-        stream.layout = "mono"
-        n = 1024
-        t = np.arange(n) / rate
-        for i in range(int(seconds * rate / n)):
-            wave = (0.3 * np.sin(2 * np.pi * 440 * (t + i * n / rate))).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(wave[None], format="fltp", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = i * n
-            for pkt in stream.encode(frame):
-                out.mux(pkt)
-        for pkt in stream.encode(None):
-            out.mux(pkt)
-    return path
+    return generators.audio_only(path, "aac", seconds=seconds, rate=rate)
 
 
 def truncated(src: Path, path: Path, keep: float = 0.5) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
+import engine_media
 import numpy as np
 import skimage.data
 from PIL import Image
@@ -42,25 +42,12 @@ def _pan_zoom(
 
     ``start``/``end`` are (centre x, centre y, side) in source pixels; ``size`` is (w, h).
     """
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise RuntimeError("cv2.VideoWriter could not open an mp4v writer")
     h, w = image.shape[:2]
-    n = max(2, int(round(seconds * fps)))
     aspect = size[0] / size[1]
     if max(start[2], end[2]) * aspect > w or max(start[2], end[2]) > h:
         raise ValueError("crop window larger than the picture")
-    for i in range(n):
-        a = i / (n - 1)
-        cx, cy, side = (s + (e - s) * a for s, e in zip(start, end, strict=True))
-        cw, ch = side * aspect, side
-        x0 = int(np.clip(cx - cw / 2, 0, w - cw))
-        y0 = int(np.clip(cy - ch / 2, 0, h - ch))
-        crop = image[y0 : y0 + int(ch), x0 : x0 + int(cw)]
-        frame = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    n = max(2, int(round(seconds * fps)))
+    return engine_media.pan_clip(image, path, n_frames=n, fps=fps, size=size, start=start, end=end)
 
 
 def face_clip(path: Path, seconds: float = 3.0, fps: int = 15) -> Path:
