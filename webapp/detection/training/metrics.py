@@ -6,6 +6,8 @@ counts, so nobody reads 80% accuracy on a set that is 80% fake as skill.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -96,3 +98,78 @@ def best_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     t = float(grid[np.argmin([nll(g) for g in grid])])
     fine = np.linspace(t * 0.9, t * 1.1, 41)
     return round(float(fine[np.argmin([nll(g) for g in fine])]), 4)
+
+
+def by_group(y: np.ndarray, p: np.ndarray, groups: np.ndarray, real_below: float, fake_above: float) -> dict:
+    """Rows per group (a generator method, a real source): how the verdict bands treat it.
+
+    A group with fakes gets ``auc`` (its fakes against *all* reals given, so a method is judged
+    against the same real footage as every other), ``detected`` (share called "likely fake")
+    and ``called_real`` (share called "likely real"). A group of reals gets ``false_alarm``
+    (share called "likely fake") and ``called_real``. ``n`` counts the group's items.
+    """
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=np.float64)
+    groups = np.asarray(groups)
+    reals = p[y == 0]
+    out: dict[str, dict] = {}
+    for g in sorted(set(groups.tolist())):
+        m = groups == g
+        fakes, real_g = p[m & (y == 1)], p[m & (y == 0)]
+        row: dict = {"n": int(m.sum())}
+        if len(fakes):
+            row["auc"] = round(roc_auc(np.r_[np.zeros(len(reals)), np.ones(len(fakes))], np.r_[reals, fakes]), 4) if len(reals) else None
+            row["detected"] = round(float((fakes >= fake_above).mean()), 4)
+            row["called_real"] = round(float((fakes < real_below).mean()), 4)
+        if len(real_g):
+            row["false_alarm"] = round(float((real_g >= fake_above).mean()), 4)
+            row["real_called_real"] = round(float((real_g < real_below).mean()), 4)
+        out[str(g)] = row
+    return out
+
+
+def trust_thresholds(p: np.ndarray, y: np.ndarray, sources: np.ndarray, *, max_false_alarm: float = 0.02,
+                     max_miss: float = 0.10, min_items: int = 20) -> tuple[float, float, dict]:
+    """Verdict thresholds a person can trust, from validation scores.
+
+    ``fake_above``: the lowest score at which at most ``max_false_alarm`` of the reals of *every*
+    source (``sources``: one name per item; sources with fewer than ``min_items`` reals are
+    pooled as "other") are called fake: the strictest source decides. ``real_below``: the
+    highest score at which at most ``max_miss`` of the fakes are called real, each source's
+    fakes weighted equally (a big source cannot hide a small one that is missed). Both kept
+    in (0, 1) and ordered. Returns (real_below, fake_above, per-source rates at those).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    src = np.asarray(sources).astype(object)
+    real_src = src[y == 0]
+    counts = {s: int((real_src == s).sum()) for s in set(real_src.tolist())}
+    key = np.array([s if counts.get(s, 0) >= min_items else "other" for s in src], dtype=object)
+    fake_above = 0.5
+    for s in set(key[y == 0].tolist()):
+        r = p[(y == 0) & (key == s)]
+        if len(r):
+            # smallest t with mean(r >= t) <= max_false_alarm: just above the k-th largest score
+            k = int(np.floor(max_false_alarm * len(r)))
+            top = np.sort(r)[::-1]
+            t = float(np.nextafter(top[k], 1.0)) if k < len(top) else 0.0
+            fake_above = max(fake_above, t)
+    fake_above = min(fake_above, 0.995)
+    fakes, fake_src = p[y == 1], src[y == 1]
+    if len(fakes):
+        w = np.zeros(len(fakes))
+        for s in set(fake_src.tolist()):
+            m = fake_src == s
+            w[m] = 1.0 / m.sum()
+        order = np.argsort(fakes)
+        cum = np.cumsum(w[order]) / w.sum()
+        # the largest t with weighted share(fakes < t) <= max_miss: the first score past max_miss
+        idx = int(np.searchsorted(cum, max_miss, side="right"))
+        real_below = float(fakes[order][min(idx, len(fakes) - 1)])
+    else:
+        real_below = 0.3
+    real_below = float(min(real_below, 0.5, fake_above))
+    real_below, fake_above = math.floor(real_below * 1e4) / 1e4, math.ceil(fake_above * 1e4) / 1e4
+    rates = by_group(y, p, src, real_below, fake_above)
+    # rounded for config.json outward: never past the measured cut (up for fake, down for real)
+    return math.floor(real_below * 1e4) / 1e4, math.ceil(fake_above * 1e4) / 1e4, rates
