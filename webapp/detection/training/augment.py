@@ -52,8 +52,22 @@ def colour(img: np.ndarray, brightness: float, contrast: float, saturation: floa
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def darken(img: np.ndarray, gamma: float, gain: float) -> np.ndarray:
+    """A dim room: gamma > 1 crushes shadows, ``gain`` < 1 lowers exposure."""
+    x = (img.astype(np.float32) / 255.0) ** gamma * gain
+    return np.clip(x * 255.0, 0, 255).astype(np.uint8)
+
+
+def small_face(img: np.ndarray, face_px: float) -> np.ndarray:
+    """The softness of a face only ``face_px`` wide in the source, brought back to chip size
+    (the chip's face spans about 1 / (1 + 2 * padding) = 70% of it)."""
+    return rescale(img, min(1.0, face_px / (0.7 * img.shape[0])))
+
+
 def augment(img: np.ndarray, rng: Rng, strength: float = 1.0) -> np.ndarray:
-    """A random chain of the augmentations above (probabilities scale with ``strength``)."""
+    """A random chain of what uploads go through (probabilities scale with ``strength``):
+    flips, jitter, colour, a small or far-away face, dim light, blur, sensor noise and JPEG.
+    Applied alike to reals and fakes, so none of them is a cue for "fake"."""
     p = strength
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -61,16 +75,21 @@ def augment(img: np.ndarray, rng: Rng, strength: float = 1.0) -> np.ndarray:
         img = shift(img, rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04), rng.uniform(0.95, 1.05))
     if rng.random() < 0.5 * p:
         img = colour(img, rng.uniform(-0.1, 0.1), rng.uniform(0.8, 1.2), rng.uniform(0.7, 1.3))
-    if rng.random() < 0.25 * p:
-        img = rescale(img, rng.uniform(0.35, 0.9))
+    if rng.random() < 0.2 * p:
+        img = darken(img, rng.uniform(1.0, 2.2), rng.uniform(0.3, 0.8))
+    r = rng.random()
+    if r < 0.2 * p:
+        img = small_face(img, rng.uniform(40, 110))
+    elif r < 0.4 * p:
+        img = rescale(img, rng.uniform(0.5, 0.95))
     if rng.random() < 0.15 * p:
         k = int(rng.choice([3, 5]))
         img = cv2.GaussianBlur(img, (k, k), 0)
-    if rng.random() < 0.15 * p:
-        noise = rng.normal(0, rng.uniform(2, 8), img.shape)
+    if rng.random() < 0.2 * p:
+        noise = rng.normal(0, rng.uniform(2, 10), img.shape)
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.7 * p:
-        img = jpeg(img, int(rng.integers(40, 101)))
+        img = jpeg(img, int(rng.integers(30, 101)))
     return np.ascontiguousarray(img)
 
 

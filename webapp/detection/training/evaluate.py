@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DetectionError
-from .dataset import Item, read_labels, split_of
-from .metrics import binary_metrics
+from .dataset import Item, read_labels
+from .metrics import binary_metrics, roc_auc
+from .sampling import assign_splits
 
 
 @dataclass
@@ -26,6 +27,8 @@ class EvalRow:
     verdict: str
     seconds: float
     error: str = ""
+    method: str = ""
+    group: str = ""
 
 
 @dataclass
@@ -60,7 +63,8 @@ def evaluate(labels_csv: str | Path, analyze: Callable, *, limit: int | None = N
     folder = labels_csv.parent if labels_csv.name == "labels.csv" else labels_csv
     items = read_labels(folder)
     if split != "all":
-        items = [it for it in items if split_of(it.group) == split]
+        splits = assign_splits(items)  # the training rule: by group hash, or by method where named
+        items = [it for it in items if splits[it] == split]
     items = stratified_sample(items, limit, seed)
     rows: list[EvalRow] = []
     t_all = time.perf_counter()
@@ -69,10 +73,10 @@ def evaluate(labels_csv: str | Path, analyze: Callable, *, limit: int | None = N
         try:
             a = analyze(it.path)
             row = EvalRow(str(it.path), "fake" if it.label else "real", a.p_fake, a.verdict,
-                          round(time.perf_counter() - t, 3))
+                          round(time.perf_counter() - t, 3), method=it.method, group=it.group)
         except DetectionError as err:
             row = EvalRow(str(it.path), "fake" if it.label else "real", None, "error",
-                          round(time.perf_counter() - t, 3), str(err))
+                          round(time.perf_counter() - t, 3), str(err), method=it.method, group=it.group)
         rows.append(row)
         if on_item:
             on_item(n, len(items), row)
@@ -107,3 +111,38 @@ def summarise(rows: list[EvalRow], seconds: float | None = None) -> dict:
         summary["seconds"] = round(seconds, 2)
         summary["items_per_second"] = round(len(rows) / seconds, 3) if seconds > 0 else None
     return summary
+
+
+def by_key(rows: list[EvalRow], key: Callable[[EvalRow], str]) -> dict[str, dict]:
+    """Rows per method (or source): what the site told people about each.
+
+    For a key with fakes: ``auc`` of its fakes against *all* reals evaluated (no face = 0.5),
+    ``detected`` (share called "likely fake"), ``called_real`` ("likely real"). For reals:
+    ``false_alarm`` (share called "likely fake"). ``no_face`` counts items with no face found.
+    """
+    scored = [r for r in rows if r.verdict != "error"]
+    real_p = np.array([0.5 if r.p_fake is None else r.p_fake for r in scored if r.label == "real"])
+    out: dict[str, dict] = {}
+    for k in sorted({key(r) for r in scored}):
+        mine = [r for r in scored if key(r) == k]
+        fakes = [r for r in mine if r.label == "fake"]
+        reals = [r for r in mine if r.label == "real"]
+        row: dict = {"n": len(mine), "n_fake": len(fakes), "no_face": sum(r.verdict == "no_face" for r in mine)}
+        if fakes:
+            fp = np.array([0.5 if r.p_fake is None else r.p_fake for r in fakes])
+            y = np.r_[np.zeros(len(real_p)), np.ones(len(fp))]
+            row["auc"] = round(roc_auc(y, np.r_[real_p, fp]), 4) if len(real_p) else None
+            row["detected"] = round(sum(r.verdict == "fake" for r in fakes) / len(fakes), 4)
+            row["called_real"] = round(sum(r.verdict == "real" for r in fakes) / len(fakes), 4)
+        if reals:
+            row["false_alarm"] = round(sum(r.verdict == "fake" for r in reals) / len(reals), 4)
+            row["called_real"] = round(sum(r.verdict == "real" for r in reals) / len(reals), 4)
+        out[k] = row
+    return out
+
+
+GROUPINGS: dict[str, Callable[[EvalRow], str]] = {
+    "method": lambda r: r.method or ("original" if r.label == "real" else "fake"),
+    "group": lambda r: r.group,
+    "label": lambda r: r.label,
+}
