@@ -1,0 +1,179 @@
+"""False alarms under what real uploads go through: how often a REAL face is called "likely fake".
+
+Every real clip of ../shared/data/videos and ../shared/data/generators (first ``--seconds`` of
+each; ``--clips`` caps how many, spread over sources) and a sample of real photos
+(../shared/data/photos, real_faces) are analysed as they are and after each transformation:
+
+  face120 / face80 / face50   the whole picture downscaled so the face is that wide
+  crf35 / jpeg30              H.264 at CRF 35 (clips), JPEG quality 30 (photos)
+  dark                        gamma 1.8 and gain 0.45 (a dim room)
+  blur                        Gaussian blur, sigma 2
+  noise                       sensor noise, sigma 12
+  portrait                    cropped to a phone's 9:16 portrait frame around the centre
+
+The table gives, per transformation and model, the share of reals called "likely fake" (target
+<= 2% each), "inconclusive", "likely real", and how many had no judgeable face.
+
+    .venv/bin/python -m benchmarks.false_alarms [--model model/ --model other/] [--clips 40] [--photos 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CONDITIONS = ("original", "face120", "face80", "face50", "compressed", "dark", "blur", "noise", "portrait")
+
+
+def transform(rgb: np.ndarray, cond: str, face_px: float, rng: np.random.Generator) -> np.ndarray:
+    """One frame (H, W, 3) uint8 RGB under ``cond`` (``face_px``: the face's width in it)."""
+    if cond.startswith("face"):
+        f = float(cond[4:]) / max(face_px, 1.0)
+        if f >= 1.0:
+            return rgb
+        h, w = rgb.shape[:2]
+        return cv2.resize(rgb, (max(2, round(w * f) // 2 * 2), max(2, round(h * f) // 2 * 2)), interpolation=cv2.INTER_AREA)
+    if cond == "dark":
+        return np.clip((rgb / 255.0) ** 1.8 * 0.45 * 255, 0, 255).astype(np.uint8)
+    if cond == "blur":
+        return cv2.GaussianBlur(rgb, (0, 0), 2.0)
+    if cond == "noise":
+        return np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)
+    if cond == "portrait":
+        h, w = rgb.shape[:2]
+        cw = min(w, round(h * 9 / 16)) // 2 * 2
+        x0 = (w - cw) // 2
+        return np.ascontiguousarray(rgb[:, x0:x0 + cw])
+    return rgb
+
+
+def write_clip(src: Path, dst: Path, cond: str, face_px: float, seconds: float, seed: int) -> Path:
+    """Re-encode the first ``seconds`` of ``src`` under ``cond`` as H.264 (CRF 35 for "compressed", else 18)."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        frames = []
+        for frame in inp.decode(stream):
+            if frame.time is not None and frame.time > seconds:
+                break
+            frames.append(transform(frame.to_ndarray(format="rgb24"), cond, face_px, rng))
+    h, w = frames[0].shape[:2]
+    with av.open(str(dst), "w") as out:
+        vs = out.add_stream("libx264", rate=round(fps))
+        vs.width, vs.height, vs.pix_fmt = w // 2 * 2, h // 2 * 2, "yuv420p"
+        vs.options = {"crf": "35" if cond == "compressed" else "18", "preset": "veryfast"}
+        for f in frames:
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:vs.height, :vs.width]), format="rgb24")))
+        out.mux(vs.encode(None))
+    return dst
+
+
+def write_photo(src: Path, dst: Path, cond: str, face_px: float, seed: int) -> Path:
+    rgb = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
+    out = transform(rgb, cond, face_px, np.random.default_rng(seed))
+    q = 30 if cond == "compressed" else 92
+    cv2.imwrite(str(dst), cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    return dst
+
+
+def real_items(n_clips: int, n_photos: int, seed: int = 0) -> list[tuple[str, Path, str]]:
+    """(kind, path, source) of real clips and photos, spread evenly over their sources."""
+    from webapp.detection.training.dataset import read_labels
+
+    rng = np.random.default_rng(seed)
+
+    def spread(items: list, n: int) -> list:
+        by: dict[str, list] = defaultdict(list)
+        for it in items:
+            by[it.group.split("|")[-1] if it.source == "photos" else it.source].append(it)
+        out, k = [], 0
+        pools = [list(rng.permutation(v)) for v in by.values()]
+        while len(out) < min(n, len(items)):
+            if pools[k % len(pools)]:
+                out.append(pools[k % len(pools)].pop())
+            k += 1
+        return out
+
+    clips = [it for f in ("videos", "generators") if (DATA / f).is_dir() for it in read_labels(DATA / f) if it.label == 0]
+    photos = [it for f in ("photos", "real_faces") if (DATA / f).is_dir() for it in read_labels(DATA / f) if it.label == 0]
+    out = [("clip", it.path, it.source) for it in spread(clips, n_clips)]
+    out += [("photo", it.path, it.group.split("|")[-1] if it.source == "photos" else it.source) for it in spread(photos, n_photos)]
+    return out
+
+
+def face_width(detector, path: Path, kind: str) -> float:
+    from webapp.detection.faces import detect_faces
+    from webapp.detection.media import load_media
+
+    s = load_media(path, 4 if kind == "clip" else 1)
+    widths = [f.box[2] - f.box[0] for fr in s.frames for f in detect_faces(fr)[:1]]
+    return float(np.median(widths)) if widths else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", type=Path, help="model folder (repeat to compare); default model/")
+    ap.add_argument("--clips", type=int, default=40)
+    ap.add_argument("--photos", type=int, default=120)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    from webapp.detection.pipeline import Detector
+
+    detectors = [Detector(m) for m in (args.model or [Path("model")])]
+    conds = args.conditions.split(",")
+    items = real_items(args.clips, args.photos)
+    print(f"{sum(k == 'clip' for k, _, _ in items)} real clips, {sum(k == 'photo' for k, _, _ in items)} real photos; "
+          f"models: {', '.join(d.version for d in detectors)}", flush=True)
+    tally: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (kind, path, source) in enumerate(items, 1):
+            fw = face_width(detectors[0], path, kind)
+            for c in conds:
+                if c.startswith("face") and (fw == 0 or float(c[4:]) >= fw):
+                    continue  # the face is already that small (or none found): nothing to shrink
+                dst = Path(tmp) / f"{n}_{c}{'.mp4' if kind == 'clip' else '.jpg'}"
+                if kind == "clip":
+                    write_clip(path, dst, c, fw, args.seconds, n)
+                else:
+                    write_photo(path, dst, c, fw, n)
+                for d in detectors:
+                    a = d.analyze(dst)
+                    verdict = a.verdict if a.verdict in ("real", "inconclusive", "fake") else "no_face"
+                    tally[(d.version, c, kind)][verdict] += 1
+                dst.unlink()
+            if n % 10 == 0:
+                print(f"  {n}/{len(items)} items, {time.time() - t0:.0f} s", flush=True)
+    print(f"\nReal faces called 'likely fake' per transformation ({time.time() - t0:.0f} s):")
+    print(f"| transformation | kind | n | " + " | ".join(f"{d.version}: fake / inconcl. / real / no face" for d in detectors) + " |")
+    print("|---|---|---|" + "---|" * len(detectors))
+    rows = []
+    for c in conds:
+        for kind in ("clip", "photo"):
+            cells, n = [], 0
+            for d in detectors:
+                t = tally[(d.version, c, kind)]
+                n = sum(t.values())
+                if n:
+                    cells.append(f"**{t['fake'] / n:.1%}** / {t['inconclusive'] / n:.0%} / {t['real'] / n:.0%} / {t['no_face']}")
+                rows.append({"model": d.version, "condition": c, "kind": kind, "n": n, **t})
+            if n:
+                print(f"| {c} | {kind} | {n} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
