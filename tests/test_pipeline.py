@@ -1,6 +1,6 @@
 """The engine end to end with the shipped model: analyze() on generated media, errors, CLI.
 
-TensorFlow and the model load once per test session (``get_detector`` caches per process).
+TensorFlow and the model load once per test session (the ``engine`` fixture in conftest.py).
 """
 
 from __future__ import annotations
@@ -19,13 +19,6 @@ pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
-
-
-@pytest.fixture(scope="session")
-def engine():
-    from webapp.detection.pipeline import get_detector
-
-    return get_detector(ROOT / "model")
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +168,6 @@ def test_cli_detect_lines_and_json(gen, tmp_path):
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="../shared/data/videos not present")
 def test_real_dfdc_clip(engine):
     a = engine.analyze(SHARED_VIDEOS / "abqwwspghj.mp4")
     assert a.media.width == 1920 and a.frames_sampled == engine.cfg.frames
