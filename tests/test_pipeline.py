@@ -13,7 +13,7 @@ import media
 import numpy as np
 import pytest
 
-from webapp.detection.errors import CorruptMediaError, DetectionError, UnsupportedMediaError
+from webapp.detection.errors import CorruptMediaError, UnsupportedMediaError
 
 pytestmark = pytest.mark.engine
 
@@ -124,13 +124,11 @@ def test_no_face_is_never_real(engine, gen):
     assert a.frames_sampled > 0
 
 
-def test_truncated_clip_is_analysed_or_refused_clearly(engine, gen):
-    try:
-        a = engine.analyze(gen["truncated"])
-    except DetectionError as err:
-        assert isinstance(err, CorruptMediaError) and str(err)
-    else:  # the readable first half was analysed
-        assert a.frames_sampled >= 1 and a.media.duration <= 3.0
+def test_truncated_clip_is_refused_clearly(engine, gen):
+    """Cut in half, a plain MP4 loses its index (the ``moov`` box is written last): refused.
+    (A web-optimised MP4 cut in half is analysed: see the corpus case mp4_half_faststart.)"""
+    with pytest.raises(CorruptMediaError, match="damaged or incomplete"):
+        engine.analyze(gen["truncated"])
 
 
 def test_text_file_named_mp4_is_refused(engine, gen):
