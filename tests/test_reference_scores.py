@@ -37,13 +37,14 @@ def check(version: str, reference: dict, observed: dict, items: list[ref.RefItem
     return ref.compare(version, reference, observed) + ref.label_failures(items, observed)
 
 
-def test_reference_file_names_every_item_for_each_version() -> None:
+def test_reference_file_is_well_formed() -> None:
     data = ref.load()
     assert data, f"{ref.REFERENCE_FILE} is empty; run `{ref.COMMAND}`"
     for version, entry in data.items():
-        assert set(entry) == {it.name for it in ref.ITEMS}, f"rerun `{ref.COMMAND}` for {version}"
         for name, o in entry.items():
-            assert o["verdict"] in {"real", "inconclusive", "fake", "no_face"}, name
+            assert o["verdict"] in {"real", "inconclusive", "fake", "no_face"}, (version, name)
+            assert (o["p_fake"] is None) == (o["verdict"] == "no_face"), (version, name)
+            assert o["p_fake"] is None or 0.0 <= o["p_fake"] <= 1.0, (version, name)
 
 
 def test_missing_version_fails_with_the_command(tmp_path: Path) -> None:
