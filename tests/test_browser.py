@@ -1,17 +1,20 @@
 """A real browser: headless Chromium uploads a clip, watches the progress bar, reads the verdict.
 
 Runs the real engine. Skipped when Chromium or chromedriver is not installed
-(``apt-get install chromium chromium-driver``). Screenshots go to ``screenshots/``.
+(``apt-get install chromium chromium-driver``), except in CI (``CI=true``), where that fails.
+Screenshots go to ``screenshots/``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail_in_ci
 from werkzeug.serving import make_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.engine, pytest.mark.slow]
@@ -34,7 +37,7 @@ def live_server(engine_app):
 @pytest.fixture
 def browser():
     if not CHROMIUM.is_file() or not CHROMEDRIVER.is_file():
-        pytest.skip("Chromium or chromedriver is not installed")
+        skip_or_fail_in_ci("Chromium or chromedriver is not installed")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -57,6 +60,16 @@ def browser():
     driver.quit()
 
 
+RECORD_PROGRESS = """
+const bar = document.getElementById("job-progress");
+if (bar) new MutationObserver(() => {
+  const log = JSON.parse(sessionStorage.getItem("progress") || "[]");
+  log.push(Number(bar.value));
+  sessionStorage.setItem("progress", JSON.stringify(log));
+}).observe(bar, {attributes: true, attributeFilter: ["value"]});
+"""
+
+
 def test_upload_clip_watch_progress_read_verdict(live_server, browser, files):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -69,6 +82,12 @@ def test_upload_clip_watch_progress_read_verdict(live_server, browser, files):
     assert "astronaut-pan.mp4" in browser.find_element(By.CSS_SELECTOR, "[data-file-label]").text
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     WebDriverWait(browser, 30).until(ec.url_contains("/results/"))
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_elements(By.ID, "job-progress") or d.find_elements(By.CSS_SELECTOR, "[data-verdict]")
+    )
+    # Every value the bar takes is logged in sessionStorage, which outlives the page's reload
+    # into the result: the last one, shown just before it, must be 100.
+    browser.execute_script(RECORD_PROGRESS)
 
     # Watch the progress bar move (it is polled from the JSON status endpoint by progress.js).
     seen: list[tuple[str, int]] = []
@@ -91,8 +110,11 @@ def test_upload_clip_watch_progress_read_verdict(live_server, browser, files):
     assert seen, "the progress bar was never shown"
     values = [v for _, v in seen]
     assert values == sorted(values), values  # it only moves forward
-    assert verdict.get_attribute("data-verdict") in ("real", "inconclusive", "fake")
-    assert verdict.text in ("Likely real", "Inconclusive", "Likely fake")
+    shown = json.loads(browser.execute_script("return sessionStorage.getItem('progress')") or "[]")
+    assert shown and shown[-1] == 100, f"the progress bar did not reach 100%: {shown}"
+    assert shown == sorted(shown), shown
+    texts = {"real": "Likely real", "inconclusive": "Inconclusive", "fake": "Likely fake"}
+    assert verdict.text == texts[verdict.get_attribute("data-verdict")]
     assert "probability of manipulation" in browser.page_source
     browser.save_screenshot(str(SCREENSHOTS / "browser-result.png"))
     # No CSP violations or script errors on the page.

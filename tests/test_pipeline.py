@@ -1,6 +1,6 @@
 """The engine end to end with the shipped model: analyze() on generated media, errors, CLI.
 
-TensorFlow and the model load once per test session (``get_detector`` caches per process).
+TensorFlow and the model load once per test session (the ``engine`` fixture in conftest.py).
 """
 
 from __future__ import annotations
@@ -13,19 +13,12 @@ import media
 import numpy as np
 import pytest
 
-from webapp.detection.errors import CorruptMediaError, DetectionError, UnsupportedMediaError
+from webapp.detection.errors import CorruptMediaError, UnsupportedMediaError
 
 pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
-
-
-@pytest.fixture(scope="session")
-def engine():
-    from webapp.detection.pipeline import get_detector
-
-    return get_detector(ROOT / "model")
 
 
 @pytest.fixture(scope="session")
@@ -131,13 +124,11 @@ def test_no_face_is_never_real(engine, gen):
     assert a.frames_sampled > 0
 
 
-def test_truncated_clip_is_analysed_or_refused_clearly(engine, gen):
-    try:
-        a = engine.analyze(gen["truncated"])
-    except DetectionError as err:
-        assert isinstance(err, CorruptMediaError) and str(err)
-    else:  # the readable first half was analysed
-        assert a.frames_sampled >= 1 and a.media.duration <= 3.0
+def test_truncated_clip_is_refused_clearly(engine, gen):
+    """Cut in half, a plain MP4 loses its index (the ``moov`` box is written last): refused.
+    (A web-optimised MP4 cut in half is analysed: see the corpus case mp4_half_faststart.)"""
+    with pytest.raises(CorruptMediaError, match="damaged or incomplete"):
+        engine.analyze(gen["truncated"])
 
 
 def test_text_file_named_mp4_is_refused(engine, gen):
@@ -175,7 +166,6 @@ def test_cli_detect_lines_and_json(gen, tmp_path):
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="../shared/data/videos not present")
 def test_real_dfdc_clip(engine):
     a = engine.analyze(SHARED_VIDEOS / "abqwwspghj.mp4")
     assert a.media.width == 1920 and a.frames_sampled == engine.cfg.frames

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import detection_id_from, upload, wait_for_job
+from conftest import detection_id_from, make_app, upload, wait_for_job
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -59,3 +59,29 @@ def test_no_face_clip_ends_no_face(engine_app, files):
     assert det.status == "done" and det.verdict == "no_face" and det.p_fake is None
     html = client.get(f"/results/{det_id}").get_data(as_text=True)
     assert "No face found" in html and "Why no face was found" in html
+
+
+def test_nan_model_fails_the_job_with_a_reason(tmp_path, broken_detector, files):
+    """The real engine with NaN in its frame head: the job fails with the engine's reason; the
+    row never holds a verdict with a NULL score, and no JSON answer contains NaN."""
+    nan_detector = broken_detector("nan_frames")
+    app = make_app(tmp_path, DETECTOR_LOADER=lambda _dir: nan_detector)
+    try:
+        client = app.test_client()
+        det_id = detection_id_from(upload(client, files["photo_jpg"]))
+        det = wait_for_job(app, det_id, timeout=600)
+        assert det.status == "failed" and det.error_code == "model_output_error"
+        assert "invalid frame scores (NaN or infinite)" in det.error_message
+        assert det.verdict is None and det.p_fake is None
+
+        def no_nan(token: str):
+            raise AssertionError(f"JSON contains {token}")
+
+        raw = client.get(f"/api/v1/detections/{det_id}").get_data(as_text=True)
+        body = json.loads(raw, parse_constant=no_nan)
+        assert body["status"] == "failed" and body["verdict"] is None and body["p_fake"] is None
+        assert body["error"]["code"] == "model_output_error"
+        html = client.get(f"/results/{det_id}").get_data(as_text=True)
+        assert "invalid frame scores" in html
+    finally:
+        app.extensions["detection_runner"].shutdown()

@@ -189,13 +189,32 @@ def test_sqlite_uses_wal_and_busy_timeout(app):
         assert db.session.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
 
 
-def test_wsgi_and_app_modules_build_the_app():
-    import importlib.util
+ENTRY_POINTS_SCRIPT = """
+import os
+from flask import Flask
+import app, wsgi
+for module in (app, wsgi):
+    assert isinstance(module.app, Flask), module
+    assert module.app.instance_path == os.environ["DEEPFAKE_INSTANCE_PATH"]
+    assert module.app.test_client().get("/").status_code == 200
+    assert "/upload" in {rule.rule for rule in module.app.url_map.iter_rules()}
+    module.app.extensions["detection_runner"].shutdown()
+assert app.app is not wsgi.app
+print("ok")
+"""
 
+
+def test_wsgi_and_app_modules_build_the_app(tmp_path):
+    """``import app`` and ``import wsgi`` each build a working app (a fresh interpreter: the
+    modules build theirs at import, in the instance folder DEEPFAKE_INSTANCE_PATH names)."""
     root = Path(__file__).resolve().parent.parent
-    for name in ("wsgi.py", "app.py", "gunicorn.conf.py"):
-        spec = importlib.util.spec_from_file_location("m", root / name)
-        assert spec is not None
+    env = {**os.environ, "DEEPFAKE_INSTANCE_PATH": str(tmp_path / "instance"), "PYTHONPATH": str(root)}
+    env.pop("FLASK_RUN_FROM_CLI", None)
+    out = subprocess.run([sys.executable, "-c", ENTRY_POINTS_SCRIPT], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok"]
+    assert (tmp_path / "instance" / "secret_key").is_file()  # not the checkout's instance/
     conf = {}
     exec((root / "gunicorn.conf.py").read_text(), conf)
     assert conf["preload_app"] is False and 1 <= conf["workers"] <= 2 and conf["timeout"] >= 120

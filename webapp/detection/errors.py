@@ -47,3 +47,9 @@ class ModelNotFoundError(DetectionError):
     """No trained model could be loaded from the model directory."""
 
     code = "model_not_found"
+
+
+class ModelOutputError(DetectionError):
+    """The network answered a non-finite score (NaN or infinity): a broken model, never a verdict."""
+
+    code = "model_output_error"

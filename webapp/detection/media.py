@@ -47,6 +47,7 @@ IMAGE_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, s
 
 DEFAULT_MAX_PIXELS = 40_000_000  # a photo larger than this is refused before decoding
 MAX_VIDEO_PIXELS = 7680 * 4320  # 8K; larger video frames are refused
+MIN_FPS = 1 / 60  # slower than a frame a minute: the header's timing is broken
 WORK_MAX_SIDE = 1920  # sampled frames are downscaled to this longest side (bounded memory)
 
 ProgressFn = Callable[[float], None]
@@ -129,6 +130,11 @@ def _video_info(container: av.container.InputContainer, stream) -> MediaInfo:
     fps = float(stream.average_rate or stream.guessed_rate or 0.0)
     if not math.isfinite(fps) or fps <= 0 or fps > 1000:
         fps = 0.0
+    if 0 < fps < MIN_FPS:  # e.g. a time scale of 0 in the MP4 header: 10 frames "last" 5120 s
+        raise CorruptMediaError(
+            f"This video's header is damaged: its timing says one frame every {1 / fps:.0f} s, "
+            "so its frames cannot be read in order. Please re-export or re-encode the video."
+        )
     duration = 0.0
     if stream.duration and stream.time_base:
         duration = float(stream.duration * stream.time_base)

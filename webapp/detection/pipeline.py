@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
-from .errors import ModelNotFoundError
+from .errors import ModelNotFoundError, ModelOutputError
 from .faces import Face, detect_faces, link_tracks, make_chip, warm_up
 from .media import DEFAULT_MAX_PIXELS, SampledFrames, load_media
 from .result import Analysis, Chip, FrameScore, TrackScore
@@ -111,6 +111,15 @@ class Detector:
             out = self._temporal_fn(feats, lg, mask)
         return float(np.asarray(out)[0, 0])
 
+    def _check_finite(self, values: np.ndarray, what: str) -> None:
+        """Raise :class:`ModelOutputError` when the network answered NaN or infinity."""
+        if not np.all(np.isfinite(values)):
+            raise ModelOutputError(
+                f"The detector's model (version {self.cfg.version}) produced invalid {what} "
+                "(NaN or infinite), so no verdict can be given. The fault is in the model, not in "
+                "the file: its weights are damaged; restore the shipped model/ folder or retrain."
+            )
+
     # -- the pipeline -------------------------------------------------------------------
     def analyze(self, path: str | Path, *, progress: ProgressCallback | None = None,
                 max_duration: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -167,6 +176,7 @@ class Detector:
         t = time.perf_counter()
         report("features", 0.0)
         fmaps, pooled, logits = self._features(chips)
+        self._check_finite(logits, "frame scores")
         timings["features"] = time.perf_counter() - t
         report("features", 1.0)
 
@@ -178,7 +188,9 @@ class Detector:
         for ti, tr in enumerate(tracks):
             sl = slice(pos, pos + len(tr))
             pos += len(tr)
-            p = float(sigmoid(self.track_logit(pooled[sl], logits[sl]) / self.cfg.temperature))
+            track_logit = self.track_logit(pooled[sl], logits[sl])
+            self._check_finite(np.array([track_logit]), "track score")
+            p = float(sigmoid(track_logit / self.cfg.temperature))
             stamps = [sampled.timestamps[tf.frame] for tf in tr]
             track_scores.append(TrackScore(
                 id=ti, n_frames=len(tr), p_fake=round(p, 4),
