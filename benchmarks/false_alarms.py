@@ -139,7 +139,7 @@ def main() -> None:
     tally: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        for n, (kind, path, source) in enumerate(items, 1):
+        for n, (kind, path, _source) in enumerate(items, 1):
             fw = face_width(detectors[0], path, kind)
             for c in conds:
                 if c.startswith("face") and (fw == 0 or float(c[4:]) >= fw):
@@ -157,7 +157,7 @@ def main() -> None:
             if n % 10 == 0:
                 print(f"  {n}/{len(items)} items, {time.time() - t0:.0f} s", flush=True)
     print(f"\nReal faces called 'likely fake' per transformation ({time.time() - t0:.0f} s):")
-    print(f"| transformation | kind | n | " + " | ".join(f"{d.version}: fake / inconcl. / real / no face" for d in detectors) + " |")
+    print("| transformation | kind | n | " + " | ".join(f"{d.version}: fake / inconcl. / real / no face" for d in detectors) + " |")
     print("|---|---|---|" + "---|" * len(detectors))
     rows = []
     for c in conds:

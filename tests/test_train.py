@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -20,57 +19,48 @@ import skimage.data
 
 from webapp.detection.classifier import ModelConfig
 from webapp.detection.training.dataset import split_of
+from webapp.detection.training.metrics import trust_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def choose(p, y, **kw) -> ModelConfig:
-    """Run ``Trainer.choose_thresholds`` on a bare config (no networks built)."""
-    from webapp.detection.training.train import Trainer
-
-    holder = SimpleNamespace(cfg=ModelConfig(version="t", real_below=0.3, fake_above=0.7))
-    Trainer.choose_thresholds(holder, np.asarray(p, float), np.asarray(y), **kw)
-    return holder.cfg
+def choose(p, y, **kw) -> tuple[float, float, dict]:
+    """``trust_thresholds`` with every item from one source."""
+    return trust_thresholds(np.asarray(p, float), np.asarray(y), np.array(["one"] * len(p)), **kw)
 
 
 # ------------------------------------------------------------------ thresholds
 def test_thresholds_from_known_false_alarm_rates() -> None:
-    # 100 reals at 0.00, 0.01, ..., 0.99. Their 98% quantile (linear interpolation):
-    # position 0.98 * 99 = 97.02 -> 0.97 + 0.02 * 0.01 = 0.9702. Reals at or above: 0.98, 0.99
-    # -> false-alarm rate 2/100, the 2% asked for.
+    # 100 reals at 0.00, 0.01, ..., 0.99. At most 2% (2 of them) may be called fake: the cut sits
+    # just above the third largest, 0.97, rounded up to 4 decimals -> 0.9701; 0.98 and 0.99 are over.
     reals = np.arange(100) / 100
-    # 50 fakes at 0.30, 0.31, ..., 0.79. Their 10% quantile: 0.1 * 49 = 4.9 -> 0.34 + 0.9 * 0.01
-    # = 0.349. Fakes below: 0.30 .. 0.34 -> 5/50 called real, the 10% allowed.
+    # 50 fakes at 0.30, 0.31, ..., 0.79. At most 10% (5) may be called real: 0.30 .. 0.34 are
+    # below the cut, which is the sixth lowest, 0.35.
     fakes = 0.30 + np.arange(50) / 100
-    cfg = choose(np.r_[reals, fakes], np.r_[np.zeros(100), np.ones(50)])
-    assert cfg.fake_above == 0.9702 and cfg.real_below == 0.349
-    assert cfg.notes["thresholds"]["val_false_alarm_rate"] == 0.02
-    assert cfg.notes["thresholds"]["val_fake_called_real_rate"] == 0.1
-    assert cfg.notes["thresholds"]["rule"] == (
-        "fake_above: <= 2% of val reals above; real_below: <= 10% of val fakes below")
-    # A stricter rule: 5% of reals may be called fake -> 95% quantile 0.95 * 99 = 94.05 -> 0.9405
-    cfg = choose(np.r_[reals, fakes], np.r_[np.zeros(100), np.ones(50)], max_false_alarm=0.05)
-    assert cfg.fake_above == 0.9405
-    assert cfg.notes["thresholds"]["val_false_alarm_rate"] == 0.05  # 0.95 .. 0.99
+    real_below, fake_above, rates = choose(np.r_[reals, fakes], np.r_[np.zeros(100), np.ones(50)])
+    assert (real_below, fake_above) == (0.35, 0.9701)
+    assert rates["one"]["false_alarm"] == 0.02 and rates["one"]["called_real"] == 0.1
+    # A looser rule: 5% of reals may be called fake -> just above the sixth largest, 0.94
+    _, fake_above, rates = choose(np.r_[reals, fakes], np.r_[np.zeros(100), np.ones(50)], max_false_alarm=0.05)
+    assert fake_above == 0.9401 and rates["one"]["false_alarm"] == 0.05  # 0.95 .. 0.99
 
 
 def test_thresholds_keep_their_floor_ceiling_and_order() -> None:
-    # Reals all low: their 98% quantile is 0.2, but "fake" never starts below 0.5.
-    # Fakes all high: their 10% quantile is 0.9, but "real" never reaches above 0.5.
-    cfg = choose([0.1, 0.2, 0.15, 0.9, 0.95, 0.99], [0, 0, 0, 1, 1, 1])
-    assert (cfg.real_below, cfg.fake_above) == (0.5, 0.5)
+    # Reals all low, but "fake" never starts below 0.5; fakes all high, but "real" never
+    # reaches above 0.5.
+    real_below, fake_above, _ = choose([0.1, 0.2, 0.15, 0.9, 0.95, 0.99], [0, 0, 0, 1, 1, 1])
+    assert (real_below, fake_above) == (0.5, 0.5)
+    cfg = ModelConfig(version="t", real_below=real_below, fake_above=fake_above)
     assert cfg.verdict(0.5) == "fake" and cfg.verdict(0.4999) == "real"
-    # Reals up to 1.0: fake_above is capped at 0.99 so a "fake" band exists at all.
-    cfg = choose([0.2, 1.0, 1.0, 1.0, 0.995, 0.9], [0, 0, 0, 1, 1, 1])
-    assert cfg.fake_above == 0.99
-    # Fakes scoring low (10% quantile 0.1) but reals high (fake_above 0.99): ordered.
-    assert cfg.real_below <= cfg.fake_above
+    # Reals up to 1.0: fake_above is capped at 0.995 so a "fake" band exists at all.
+    real_below, fake_above, _ = choose([0.2, 1.0, 1.0, 1.0, 0.995, 0.9], [0, 0, 0, 1, 1, 1])
+    assert fake_above == 0.995
+    assert real_below <= fake_above
 
 
 def test_thresholds_need_both_classes() -> None:
-    cfg = choose([0.1, 0.2, 0.9], [0, 0, 0])
-    assert (cfg.real_below, cfg.fake_above) == (0.3, 0.7)  # left as they were
-    assert "thresholds" not in cfg.notes
+    with pytest.raises(ValueError, match="both reals and fakes"):
+        choose([0.1, 0.2, 0.9], [0, 0, 0])
 
 
 # ------------------------------------------------------------------ a tiny training run

@@ -141,6 +141,8 @@ def trust_thresholds(p: np.ndarray, y: np.ndarray, sources: np.ndarray, *, max_f
     """
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y).astype(int)
+    if not (y == 0).any() or not (y == 1).any():
+        raise ValueError("validation needs both reals and fakes to choose thresholds")
     src = np.asarray(sources).astype(object)
     real_src = src[y == 0]
     counts = {s: int((real_src == s).sum()) for s in set(real_src.tolist())}
@@ -152,7 +154,11 @@ def trust_thresholds(p: np.ndarray, y: np.ndarray, sources: np.ndarray, *, max_f
             # smallest t with mean(r >= t) <= max_false_alarm: just above the k-th largest score
             k = int(np.floor(max_false_alarm * len(r)))
             top = np.sort(r)[::-1]
-            t = float(np.nextafter(top[k], 1.0)) if k < len(top) else 0.0
+            t = 0.0
+            if k < len(top):  # the first 4-decimal value strictly above the (k+1)-th largest
+                t = math.ceil(top[k] * 1e4) / 1e4
+                while t <= top[k]:
+                    t = round(t + 1e-4, 4)
             fake_above = max(fake_above, t)
     fake_above = min(fake_above, 0.995)
     fakes, fake_src = p[y == 1], src[y == 1]
@@ -169,7 +175,7 @@ def trust_thresholds(p: np.ndarray, y: np.ndarray, sources: np.ndarray, *, max_f
     else:
         real_below = 0.3
     real_below = float(min(real_below, 0.5, fake_above))
-    real_below, fake_above = math.floor(real_below * 1e4) / 1e4, math.ceil(fake_above * 1e4) / 1e4
+    real_below = math.floor(real_below * 1e4) / 1e4
     rates = by_group(y, p, src, real_below, fake_above)
     # rounded for config.json outward: never past the measured cut (up for fake, down for real)
-    return math.floor(real_below * 1e4) / 1e4, math.ceil(fake_above * 1e4) / 1e4, rates
+    return real_below, fake_above, rates
