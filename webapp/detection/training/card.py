@@ -33,6 +33,17 @@ def _metric_rows(block: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _group_rows(block: dict[str, Any]) -> list[str]:
+    """Per-method / per-source rows (:func:`..metrics.by_group`): what each verdict band did."""
+    rows = ["| method or source | n | AUC (its fakes vs all reals) | fakes called \"likely fake\" | "
+            "called \"likely real\" | reals called \"likely fake\" |", "|---|---|---|---|---|---|"]
+    for name, r in block.items():
+        pct = (lambda k: "–" if r.get(k) is None else f"{r[k]:.0%}")
+        rows.append(f"| {name} | {r.get('n', '–')} | {_fmt(r.get('auc'))} | {pct('detected')} | "
+                    f"{pct('called_real') if 'detected' in r else pct('real_called_real')} | {pct('false_alarm')} |")
+    return rows
+
+
 def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
     m = cfg.metrics
     counts = m.get("counts", {})
@@ -48,7 +59,10 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "## How to reproduce",
         "```",
         "flask --app app train --data ../shared/data/dfdc_faces --data ../shared/data/ffpp_faces \\",
-        "    --data ../shared/data/real_faces --data ../shared/data/videos --out model/",
+        "    --data ../shared/data/real_faces --data ../shared/data/photos --data ../shared/data/generators \\",
+        "    --data ../shared/data/videos --out model/ [--init PREVIOUS_MODEL]",
+        "python -m benchmarks.generalisation --model model/      # held-out generator methods, through analyze()",
+        "python -m benchmarks.false_alarms --model model/        # reals under shrinking, compression, dark...",
         "flask --app app evaluate ../shared/data/dfdc_faces/labels.csv --split test --limit 600",
         "```",
         "",
@@ -72,10 +86,12 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "FaceForensics++ c23, plus extra real faces and real talking-face clips). The model is not trained on, "
         "and must not redistribute, anything else.",
         "",
-        "Split: by `group` hash into train 75% / validation 12.5% / test 12.5%: a DFDC fake and its original, "
-        "and clips of one recording, are always on the same side. FaceForensics++ crops have no video id, "
-        "so they split by row (optimistic). Validation chose the epoch count, the temperature and the "
-        "thresholds; **test** was used for nothing but the figures below.",
+        "Split: DFDC, FaceForensics++, real crops and whole clips by `group` hash into train 75% / validation "
+        "12.5% / test 12.5%: a DFDC fake and its original, and clips of one recording, are always on the same "
+        "side. FaceForensics++ crops have no video id, so they split by row (optimistic). Generator clips and "
+        "photos split by **method**: every group holding a fake of a held-out generator goes to validation "
+        "whole, so validation measures generators the model never trained on. Validation chose the temperature "
+        "and the thresholds; **test** was used for nothing but the figures below.",
     ]
     if counts:
         lines.append("")
@@ -95,6 +111,12 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
     lines += _metric_rows(m.get("test", {}))
     lines += ["", "## Validation (used for choosing: not held out)", ""]
     lines += _metric_rows(m.get("val", {}))
+    if m.get("val_clips_by_method"):
+        lines += ["", "### Clips per generator method (validation: these methods were never trained on)", ""]
+        lines += _group_rows(m["val_clips_by_method"])
+    if m.get("val_by_source"):
+        lines += ["", "### Per source, as the thresholds saw it (`:stress` = reals shrunk to 45-90 px faces and dimmed)", ""]
+        lines += _group_rows(m["val_by_source"])
     v = m.get("val", {})
     if "sequences_lstm_auc" in v:
         lines += ["", "## What the LSTM learns from, and whether it helps", "",
