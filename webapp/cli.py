@@ -1,4 +1,4 @@
-"""Command-line interface: ``flask --app app detect | train | evaluate``.
+"""Command-line interface: ``flask --app app detect | train | evaluate | models``.
 
 The engine (and TensorFlow) is imported inside each command, so ``flask --help`` stays fast.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,21 +17,36 @@ from flask.cli import with_appcontext
 
 
 def _model_dir() -> Path:
+    """The model registry root (MODEL_DIR), or a single model folder."""
     return Path(current_app.config.get("MODEL_DIR") or Path(current_app.root_path).parent / "model")
+
+
+MODEL_HELP = "A model version of the registry (see `flask models`) or a model folder (default: the default model)."
+
+
+def _detector(model: str | None):
+    """The engine's detector for ``--model``; an unknown version ends the command with the list."""
+    from webapp.detection.registry import UnknownModelError, resolve
+
+    try:
+        path = resolve(model, root=_model_dir()).path  # before TensorFlow is imported
+    except UnknownModelError as err:
+        raise click.BadParameter(str(err), param_hint="--model") from None
+    from webapp.detection.pipeline import get_detector
+
+    return get_detector(path)
 
 
 @click.command("detect")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the full Analysis as JSON (a list when several files).")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Model folder (default: the shipped model/).")
+@click.option("--model", "model", default=None, help=MODEL_HELP)
 @with_appcontext
-def detect_command(paths: tuple[Path, ...], as_json: bool, model_dir: Path | None) -> None:
+def detect_command(paths: tuple[Path, ...], as_json: bool, model: str | None) -> None:
     """Analyse photos or clips and print a verdict per file."""
     from webapp.detection.errors import DetectionError
-    from webapp.detection.pipeline import get_detector
 
-    detector = get_detector(model_dir or _model_dir())
+    detector = _detector(model)
     results, failed = [], 0
     for path in paths:
         try:
@@ -60,7 +76,8 @@ def detect_command(paths: tuple[Path, ...], as_json: bool, model_dir: Path | Non
 @click.option("--data", "data", multiple=True, required=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="A folder with labels.csv (repeat for several).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("model"), show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output model folder (default: a new version folder in the registry, model/<version>).")
 @click.option("--backbone", default="efficientnet_lite0", show_default=True)
 @click.option("--epochs", default=3, show_default=True, type=int)
 @click.option("--views", default=2, show_default=True, type=int, help="Augmented views per training chip.")
@@ -79,6 +96,9 @@ def train_command(data, out, backbone, epochs, views, steps, sbi, cap, lr, init,
     from webapp.detection.training.train import Trainer, TrainOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if out is None:  # a new folder in the registry; make it the default in model/registry.json
+        version = version or time.strftime("%Y.%m.%d-") + backbone
+        out = _model_dir() / version
     opt = TrainOptions(data=list(data), out=out, backbone=backbone, epochs=epochs, views=views, steps=steps,
                        sbi=sbi, cap=cap, lr=lr, init=init, limit=limit, resume=resume, version=version)
     cfg = Trainer(opt).run()
@@ -90,21 +110,20 @@ def train_command(data, out, backbone, epochs, views, steps, sbi, cap, lr, init,
 @click.option("--limit", type=int, default=None, help="A fixed-seed stratified sample of N items.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summary and per-item rows here.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--model", "model", default=None, help=MODEL_HELP)
 @click.option("--split", type=click.Choice(["all", "train", "val", "test"]), default="all", show_default=True,
               help="Only items whose group falls in this split of the training split rule.")
 @click.option("--by", "by", type=click.Choice(["method", "group", "label", "none"]), default="method",
               show_default=True, help="Also print (and write) one row per generator method, group or label.")
 @with_appcontext
-def evaluate_command(labels_csv: Path, limit: int | None, json_out: Path | None, model_dir: Path | None,
+def evaluate_command(labels_csv: Path, limit: int | None, json_out: Path | None, model: str | None,
                      split: str, by: str) -> None:
     """Run the website's analyze() on every item of LABELS_CSV and print honest metrics."""
     from dataclasses import asdict
 
-    from webapp.detection.pipeline import get_detector
     from webapp.detection.training.evaluate import GROUPINGS, by_key, evaluate
 
-    detector = get_detector(model_dir or _model_dir())
+    detector = _detector(model)
 
     def progress(n: int, total: int, row) -> None:
         if n % 25 == 0 or n == total:
@@ -136,6 +155,33 @@ def evaluate_command(labels_csv: Path, limit: int | None, json_out: Path | None,
         click.echo(f"wrote {json_out}")
 
 
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+@with_appcontext
+def models_command(as_json: bool) -> None:
+    """List the models of the registry: version, default, training data, held-out figures."""
+    from webapp.detection.registry import Registry
+
+    reg = Registry(_model_dir())
+    rows = [{"version": e.version, "default": e.default, "path": str(e.path), "trained_on": e.trained_on,
+             **{f"test_{k}": v for k, v in e.headline().items()}} for e in reg.entries]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        raise click.ClickException(f"No models in {reg.root} (no folder with a config.json).")
+
+    def num(v) -> str:
+        return "–" if v is None else f"{v:.3f}"
+
+    click.echo(f"models in {reg.root} (figures: held-out test split)")
+    click.echo(f"  {'version':<24} {'default':<8} {'AUC':>6} {'clips':>6} {'false alarms':>13}  trained on")
+    for r in rows:
+        click.echo(f"  {r['version']:<24} {'yes' if r['default'] else '':<8} {num(r['test_auc']):>6} "
+                   f"{num(r['test_clips_auc']):>6} {num(r['test_false_alarm_rate']):>13}  "
+                   f"{', '.join(r['trained_on']) or '–'}")
+
+
 def register_cli(app: Flask) -> None:
-    for cmd in (detect_command, train_command, evaluate_command):
+    for cmd in (detect_command, train_command, evaluate_command, models_command):
         app.cli.add_command(cmd)

@@ -9,7 +9,6 @@ with :func:`faces.make_chip`, the function training uses) -> features (backbone)
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import registry
 from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
 from .errors import ModelNotFoundError, ModelOutputError
 from .faces import Face, detect_faces, link_tracks, make_chip, warm_up
@@ -26,7 +26,7 @@ from .result import Analysis, Chip, FrameScore, TrackScore
 
 ProgressCallback = Callable[[str, float], None]
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
+DEFAULT_MODEL_DIR = registry.DEFAULT_ROOT  # the registry root; a Detector loads its default
 BATCH = 16
 EXPLAIN_TOP = 3  # Grad-CAM overlays for this many most suspicious frames
 MIN_TRACK_FRACTION = 0.25  # tracks shorter than this share of the longest are not decisive
@@ -50,7 +50,8 @@ class Detector:
     thread-safe (network calls are serialised: two CPU cores gain nothing from overlap)."""
 
     def __init__(self, model_dir: str | Path = DEFAULT_MODEL_DIR):
-        model_dir = Path(model_dir)
+        """``model_dir``: a model folder, a registry root (its default) or a version."""
+        model_dir = registry.resolve(model_dir).path
         if not (model_dir / CONFIG_FILE).is_file():
             raise ModelNotFoundError(
                 f"No trained model in {model_dir} (config.json missing). Train one with "
@@ -235,21 +236,21 @@ def _round(t: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in t.items()}
 
 
-_detectors: dict[Path, Detector] = {}
-_detectors_lock = threading.Lock()
+_detectors: registry.ModelCache[Detector] = registry.ModelCache(Detector)
 
 
-def get_detector(model_dir: str | Path | None = None) -> Detector:
-    """The process-wide detector for ``model_dir`` (default: $DEEPFAKE_MODEL_DIR or model/),
-    loaded on first use."""
-    model_dir = Path(model_dir or os.environ.get("DEEPFAKE_MODEL_DIR") or DEFAULT_MODEL_DIR).resolve()
-    with _detectors_lock:
-        if model_dir not in _detectors:
-            _detectors[model_dir] = Detector(model_dir)
-        return _detectors[model_dir]
+def get_detector(model: str | Path | None = None, *, root: str | Path | None = None) -> Detector:
+    """The process-wide detector for ``model``: a version of the registry at ``root`` (default
+    $DEEPFAKE_MODEL_DIR or model/), a model folder, a registry root, or None for the default.
+
+    Each model is loaded once, on first use; at most $MODEL_CACHE_SIZE (default 2) stay loaded,
+    least recently used evicted first. An unknown version raises ``UnknownModelError``.
+    """
+    return _detectors.get(registry.resolve(model, root).path)
 
 
 def analyze(path: str | Path, *, progress: ProgressCallback | None = None,
             model_dir: str | Path | None = None, **kwargs) -> Analysis:
-    """Analyse ``path`` with the process-wide detector. See :meth:`Detector.analyze`."""
+    """Analyse ``path`` with the process-wide detector for ``model_dir`` (a version, a folder
+    or None for the default). See :meth:`Detector.analyze`."""
     return get_detector(model_dir).analyze(path, progress=progress, **kwargs)
