@@ -52,7 +52,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.utils import import_string
 
 from .config import ALLOWED_EXTENSIONS
-from .detection.errors import DetectionError
+from .detection import registry
+from .detection.errors import DetectionError, ModelNotFoundError
 from .extensions import db
 from .models import VERDICT_LABELS, Detection, as_utc, new_id, utcnow
 
@@ -176,9 +177,18 @@ def upload_path(det: Detection) -> Path | None:
 _model_info_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
+def default_model_dir(model_dir: str | Path | None = None) -> Path:
+    """The folder of the registry's default model (MODEL_DIR may also be one model folder)."""
+    root = Path(model_dir or current_app.config["MODEL_DIR"])
+    try:
+        return registry.Registry(root).default.path
+    except ModelNotFoundError:
+        return root
+
+
 def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
-    """``model/config.json`` as a dict (``{}`` if absent or unreadable). No TensorFlow."""
-    path = Path(model_dir or current_app.config["MODEL_DIR"]) / "config.json"
+    """The default model's ``config.json`` as a dict (``{}`` if absent or unreadable). No TensorFlow."""
+    path = default_model_dir(model_dir) / "config.json"
     try:
         mtime = path.stat().st_mtime
     except OSError:
@@ -203,7 +213,7 @@ def current_model_version() -> str | None:
 
 
 def model_card_text() -> str | None:
-    path = Path(current_app.config["MODEL_DIR"]) / "MODEL_CARD.md"
+    path = default_model_dir() / "MODEL_CARD.md"
     try:
         return path.read_text(encoding="utf-8")
     except OSError:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import markdown
 from flask import Blueprint, current_app, render_template
-from markupsafe import Markup
 from sqlalchemy import select
 
-from .. import services
+from .. import catalog, services
 from ..extensions import db
 from ..forms import UploadForm
 from ..models import Detection
@@ -47,27 +45,8 @@ def info():
 
 @bp.get("/model")
 def model_card():
-    text = services.model_card_text()
-    title, html = "Model card", None
-    if text is not None:
-        lines = text.lstrip().splitlines()
-        if lines and lines[0].startswith("# "):  # the card's own title becomes the page's
-            title, text = lines[0][2:].strip(), "\n".join(lines[1:])
-        html = Markup(
-            markdown.markdown(
-                text,
-                extensions=["tables", "fenced_code", "sane_lists", "toc"],
-                output_format="html",
-            )
-        )
-    model = services.model_info()
-    return render_template(
-        "pages/model.html",
-        card=html,
-        title=title,
-        model=model,
-        metrics=services.metrics_table(model),
-    )
+    """Every model of the registry with its measured rows and its card, the default first."""
+    return render_template("pages/model.html", models=catalog.models())
 
 
 def upload_limits() -> dict:

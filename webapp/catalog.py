@@ -1,0 +1,128 @@
+"""What the model page shows about every model of the registry (no TensorFlow).
+
+One dict per model, default first: its version and anchor, training data, thresholds, the
+held-out table per data set (:func:`services.metrics_table`), the per-generator-method and
+per-source tables when its metrics.json has them, and its card rendered from Markdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any
+
+import markdown
+from flask import current_app
+from markdown.extensions.toc import slugify
+from markupsafe import Markup
+
+from . import services
+from .detection import registry
+from .detection.errors import ModelNotFoundError
+
+#: Per-group blocks of metrics.json (``training.metrics.by_group``), in the order shown.
+GROUP_BLOCKS = [
+    ("test_clips_by_method", "Clips per generator method, held-out test data"),
+    ("val_clips_by_method", "Clips per generator method, validation (methods never trained on)"),
+    ("val_by_source", "Per source, validation (`:stress` = reals shrunk and dimmed)"),
+]
+GROUP_COLUMNS = [
+    ("n", "Items"),
+    ("auc", "AUC (its fakes vs all reals)"),
+    ("detected", "Fakes called fake"),
+    ("called_real", "Fakes called real"),
+    ("false_alarm", "Reals called fake"),
+]
+
+
+def anchor(version: str) -> str:
+    """The id of a model's section on the model page: ``model-2026-11-22-lite0``."""
+    return "model-" + re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
+
+
+def render_card(text: str, prefix: str) -> tuple[str | None, Markup]:
+    """A MODEL_CARD.md -> (its "# title" or None, HTML without that title). Heading ids get
+    ``prefix`` so the cards of several models can share one page."""
+    title = None
+    lines = text.lstrip().splitlines()
+    if lines and lines[0].startswith("# "):
+        title, text = lines[0][2:].strip(), "\n".join(lines[1:])
+    html = markdown.markdown(
+        text,
+        extensions=["tables", "fenced_code", "sane_lists", "toc"],
+        extension_configs={"toc": {"slugify": lambda value, sep: f"{prefix}-{slugify(value, sep)}"}},
+        output_format="html",
+    )
+    return title, Markup(html)
+
+
+def _pct(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.0%}"
+    return "–"
+
+
+def group_table(block: Any) -> dict[str, Any] | None:
+    """``{"method": {"n", "auc", "detected", "called_real", "false_alarm"}}`` -> table rows.
+
+    For a group of reals, "Fakes called real" is empty and "Reals called fake" holds its
+    false-alarm rate; for a group of fakes the reverse.
+    """
+    if not isinstance(block, dict):
+        return None
+    rows = []
+    for name, r in block.items():
+        if not isinstance(r, dict):
+            continue
+        cells = [
+            f"{r['n']:,}" if isinstance(r.get("n"), int) else "–",
+            f"{r['auc']:.3f}" if isinstance(r.get("auc"), float | int) else "–",
+            _pct(r.get("detected")),
+            _pct(r.get("called_real")),
+            _pct(r.get("false_alarm")),
+        ]
+        rows.append({"name": str(name), "cells": cells})
+    if not rows:
+        return None
+    return {"columns": [label for _, label in GROUP_COLUMNS], "rows": rows}
+
+
+def describe(entry: registry.ModelEntry) -> dict[str, Any]:
+    metrics = entry.metrics
+    card_title, card = None, None
+    with contextlib.suppress(OSError):  # no card: the page says so
+        card_title, card = render_card(entry.card_path.read_text(encoding="utf-8"), anchor(entry.version))
+    groups = []
+    for key, title in GROUP_BLOCKS:
+        table = group_table(metrics.get(key))
+        if table:
+            groups.append({"key": key, "title": title, **table})
+    cfg = entry.config
+    return {
+        "version": entry.version,
+        "default": entry.default,
+        "anchor": anchor(entry.version),
+        "trained_on": entry.trained_on,
+        "backbone": cfg.get("backbone"),
+        "thresholds": {k: cfg.get(k) for k in ("real_below", "fake_above")},
+        "headline": entry.headline(),
+        "metrics": services.metrics_table({"metrics": metrics}),
+        "groups": groups,
+        "card_title": card_title,
+        "card": card,
+        "warm_start": (cfg.get("notes") or {}).get("warm_start"),
+    }
+
+
+def models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every model of the registry at MODEL_DIR (a single model folder is a registry of one),
+    default first, then newest first. Empty when there is none."""
+    root = Path(model_dir or current_app.config["MODEL_DIR"])
+    try:
+        entries = registry.Registry(root).entries
+    except ModelNotFoundError:
+        current_app.logger.warning("Model registry %s is inconsistent", root, exc_info=True)
+        return []
+    entries = sorted(entries, key=lambda e: not e.default)  # stable: newest first otherwise
+    return [describe(e) for e in entries]
