@@ -34,6 +34,15 @@ from webapp.extensions import db
 from webapp.models import Detection
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The model registry root; the shipped default model is ``registry.resolve(root=MODEL_ROOT)``.
+MODEL_ROOT = PROJECT_ROOT / "model"
+
+
+def shipped_model() -> Path:
+    """The folder of the registry's default model (model/<version>/)."""
+    from webapp.detection.registry import resolve
+
+    return resolve(root=MODEL_ROOT).path
 #: The data shared between checkouts (../shared/data): present in CI, maybe not on a laptop.
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 #: CI sets CI=true: there a test that cannot run is a failure, never a silent skip.
@@ -157,7 +166,7 @@ def engine():
     """The engine's Detector with the shipped model, loaded once per session (TensorFlow)."""
     from webapp.detection.pipeline import get_detector
 
-    return get_detector(PROJECT_ROOT / "model")
+    return get_detector(shipped_model())
 
 
 def patch_model_copy(dst: Path, how: str) -> Path:
@@ -176,7 +185,7 @@ def patch_model_copy(dst: Path, how: str) -> Path:
 
     dst.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE, FRAME_WEIGHTS, TEMPORAL_WEIGHTS):
-        shutil.copy(PROJECT_ROOT / "model" / name, dst / name)
+        shutil.copy(shipped_model() / name, dst / name)
     edits = {
         "constant": {FRAME_WEIGHTS: lambda w: w * 0, TEMPORAL_WEIGHTS: lambda w: w * 0},
         "inverted": {TEMPORAL_WEIGHTS: lambda w: -w},
@@ -274,8 +283,8 @@ def app(tmp_path: Path, model_dir: Path, detector: StandInDetector) -> Iterator[
 @pytest.fixture
 def engine_app(tmp_path: Path) -> Iterator[Flask]:
     """The app with the real engine and the shipped model (imports TensorFlow)."""
-    if not (PROJECT_ROOT / "model" / "config.json").is_file():
-        pytest.fail("The shipped model (model/config.json) is missing.")
+    if not (shipped_model() / "config.json").is_file():
+        pytest.fail("The shipped default model (model/<version>/config.json) is missing.")
     app = make_app(tmp_path)
     yield app
     app.extensions["detection_runner"].shutdown()

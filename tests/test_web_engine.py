@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import detection_id_from, make_app, upload, wait_for_job
+from conftest import detection_id_from, make_app, shipped_model, upload, wait_for_job
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -17,12 +17,7 @@ def check_done_with_faces(app, client, det_id: str, media_type: str) -> dict:
     assert det.media_type == media_type
     assert det.verdict in ("real", "inconclusive", "fake")
     assert 0.0 <= det.p_fake <= 1.0 and det.faces_found >= 1
-    assert (
-        det.model_version
-        == json.loads(
-            (Path(__file__).resolve().parent.parent / "model" / "config.json").read_text()
-        )["version"]
-    )
+    assert det.model_version == json.loads((shipped_model() / "config.json").read_text())["version"]
     rdir = Path(app.config["RESULTS_FOLDER"]) / det_id
     result = json.loads((rdir / "result.json").read_text())
     assert result["verdict"] == det.verdict and result["chips"]

@@ -2,7 +2,7 @@
 
 Run from the repository root whenever a new model is shipped (about 30 s)::
 
-    .venv/bin/python -m tools.score_reference [--model model/]
+    .venv/bin/python -m tools.score_reference [--model VERSION|FOLDER]   # default: the default model
 
 It analyses every item below with ``analyze()`` and writes the model's entry,
 ``{version: {item: {"p_fake", "verdict"}}}``, into ``tests/reference_scores.json`` (other
@@ -150,7 +150,8 @@ def label_failures(items: list[RefItem], observed: dict[str, dict[str, Any]],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "model", help="model folder")
+    parser.add_argument("--model", default=str(ROOT / "model"),
+                        help="model version or folder (default: the registry's default model)")
     parser.add_argument("--out", type=Path, default=REFERENCE_FILE, help="reference file")
     args = parser.parse_args(argv)
     if not SHARED_DATA.is_dir():

@@ -161,9 +161,9 @@ class Registry:
         """
         if model is None or str(model) == "":
             return self.default
-        if isinstance(model, str) and (found := self.get(model)):
-            return found
         path = Path(model)
+        if (found := self.get(str(model))) and not path.is_dir():
+            return found
         if is_model_dir(path):
             known = next((e for e in self.entries if e.path == path.resolve()), None)
             return known or _entry(path)
