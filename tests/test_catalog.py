@@ -12,6 +12,7 @@ from conftest import make_app
 from test_registry import fake_model
 
 from webapp.catalog import anchor, group_table
+from webapp.detection.registry import UnknownModelError
 
 
 @pytest.fixture
@@ -95,5 +96,33 @@ def test_cli_models_without_models(tmp_path: Path) -> None:
     try:
         out = app.test_cli_runner().invoke(args=["models"])
         assert out.exit_code == 1 and "No models in" in out.output
+    finally:
+        app.extensions["detection_runner"].shutdown()
+
+
+def test_jobs_run_with_the_model_recorded_at_upload(tmp_path: Path, root: Path, detector, files) -> None:
+    """A queued job is analysed by the model its row names, even if the default changed since."""
+    from conftest import detection_id_from, upload, wait_for_job
+
+    from webapp.services import load_detector
+
+    asked: list[str] = []
+
+    def loader(model: str):
+        asked.append(model)
+        return detector
+
+    app = make_app(tmp_path, MODEL_DIR=str(root), DETECTOR_LOADER=loader)
+    try:
+        det = wait_for_job(app, detection_id_from(upload(app.test_client(), files["photo_jpg"])))
+        assert det.status == "done" and asked == [str((root / "2026.11.23-lite0").resolve())]
+        with app.app_context():
+            load_detector(app, "2026.11.22-lite0")
+            assert asked[-1] == str((root / "2026.11.22-lite0").resolve())
+            load_detector(app)
+            assert asked[-1] == str(root)  # the registry root: the engine loads its default
+            for bad in ("2020.01.01-gone", str(root / "2026.11.22-lite0"), "../model"):
+                with pytest.raises(UnknownModelError, match="not installed.*2026.11.23-lite0, 2026.11.22-lite0"):
+                    load_detector(app, bad)  # versions only: never a path from a request
     finally:
         app.extensions["detection_runner"].shutdown()

@@ -849,12 +849,27 @@ class _ProgressWriter:
             self.app.logger.warning("Could not record progress of %s", self.id, exc_info=True)
 
 
-def load_detector(app: Flask):
-    """The engine's Detector for MODEL_DIR (imports TensorFlow on first use, then cached)."""
+def load_detector(app: Flask, version: str | None = None):
+    """The engine's Detector for ``version`` of the registry at MODEL_DIR (None: its default).
+    Imports TensorFlow on first use; the engine keeps recently used models loaded.
+
+    Only a version of the registry is accepted here, never a path: the version may come from
+    a request. A version no longer in the registry raises ``UnknownModelError``.
+    """
     loader = app.config["DETECTOR_LOADER"]
     if isinstance(loader, str):
         loader = import_string(loader.replace(":", "."))
-    return loader(app.config["MODEL_DIR"])
+    model = app.config["MODEL_DIR"]
+    if version:
+        reg = registry.Registry(model)
+        entry = reg.get(version)
+        if entry is None:
+            raise registry.UnknownModelError(
+                f"Model version {version} is not installed on this server (available: "
+                f"{', '.join(reg.versions) or 'none'}); upload the file again to use another model."
+            )
+        model = str(entry.path)
+    return loader(model)
 
 
 def run_job(app: Flask, detection_id: str, runner_id: str) -> None:
@@ -876,7 +891,7 @@ def run_job(app: Flask, detection_id: str, runner_id: str) -> None:
                 app, detection_id, float(app.config["PROGRESS_INTERVAL_SECONDS"])
             )
             report("load", 0.0)
-            detector = load_detector(app)
+            detector = load_detector(app, det.model_version)  # the model named at upload
             analysis = detector.analyze(
                 str(path),
                 progress=report,
