@@ -37,10 +37,12 @@ def _group_rows(block: dict[str, Any]) -> list[str]:
     """Per-method / per-source rows (:func:`..metrics.by_group`): what each verdict band did."""
     rows = ["| method or source | n | AUC (its fakes vs all reals) | fakes called \"likely fake\" | "
             "called \"likely real\" | reals called \"likely fake\" |", "|---|---|---|---|---|---|"]
+    def pct(r: dict, k: str) -> str:
+        return "–" if r.get(k) is None else f"{r[k]:.0%}"
+
     for name, r in block.items():
-        pct = (lambda k: "–" if r.get(k) is None else f"{r[k]:.0%}")
-        rows.append(f"| {name} | {r.get('n', '–')} | {_fmt(r.get('auc'))} | {pct('detected')} | "
-                    f"{pct('called_real') if 'detected' in r else pct('real_called_real')} | {pct('false_alarm')} |")
+        rows.append(f"| {name} | {r.get('n', '–')} | {_fmt(r.get('auc'))} | {pct(r, 'detected')} | "
+                    f"{pct(r, 'called_real') if 'detected' in r else pct(r, 'real_called_real')} | {pct(r, 'false_alarm')} |")
     return rows
 
 
@@ -60,7 +62,7 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "```",
         "flask --app app train --data ../shared/data/dfdc_faces --data ../shared/data/ffpp_faces \\",
         "    --data ../shared/data/real_faces --data ../shared/data/photos --data ../shared/data/generators \\",
-        "    --data ../shared/data/videos --out model/ [--init PREVIOUS_MODEL]",
+        "    --data ../shared/data/videos --out model/VERSION/ [--init model/PREVIOUS_VERSION/]",
         "python -m benchmarks.generalisation --model model/      # held-out generator methods, through analyze()",
         "python -m benchmarks.false_alarms --model model/        # reals under shrinking, compression, dark...",
         "flask --app app evaluate ../shared/data/dfdc_faces/labels.csv --split test --limit 600",
