@@ -31,7 +31,8 @@ from webapp import create_app
 from webapp.detection.media import probe_media
 from webapp.detection.result import Analysis, Chip, FrameScore, TrackScore
 from webapp.extensions import db
-from webapp.models import Detection
+from webapp.models import Detection, Owner
+from webapp.owners import COOKIE_NAME, cookie_owner
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,6 +177,9 @@ def base_config(tmp_path: Path) -> dict[str, Any]:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
         "UPLOAD_RATE_LIMIT": "1000 per minute",
+        # The single-user set-up of `make run`: the API answers without a token, as the
+        # calling browser (the test client's cookies). test_privacy.py tests PUBLIC_API=False.
+        "PUBLIC_API": True,
     }
 
 
@@ -253,6 +257,23 @@ def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: 
         return client.post(
             "/upload", data=data, content_type="multipart/form-data", follow_redirects=follow
         )
+
+
+def owner_of(client: FlaskClient) -> str:
+    """The anonymous owner a test client's cookie names (its first page sets the cookie),
+    with the Owner row written as its first upload would. Rows made with this ``owner_id``
+    are that client's."""
+    app = client.application
+    if client.get_cookie(COOKIE_NAME) is None:
+        client.get("/info")
+    with app.test_request_context():
+        owner_id = cookie_owner(client.get_cookie(COOKIE_NAME).value)
+    assert owner_id, "the site set no owner cookie"
+    with app.app_context():
+        if db.session.get(Owner, owner_id) is None:
+            db.session.add(Owner(id=owner_id, kind="anonymous"))
+            db.session.commit()
+    return owner_id
 
 
 def detection_id_from(response) -> str:
