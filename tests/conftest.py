@@ -288,6 +288,9 @@ class LiveServer:
     """``gunicorn wsgi:app -c gunicorn.conf.py`` on 127.0.0.1 and a free port, with its own
     instance folder (``DEEPFAKE_INSTANCE_PATH``) and the real engine. Its output goes to
     ``instance/../gunicorn.log``. ``env`` adds variables (``FLASK_*`` settings, ``GUNICORN_*``).
+
+    It runs as ``make run`` does, with ``PUBLIC_API`` on; ``browser`` is one ``requests``
+    session (one cookie jar: one owner) for tests that mix pages, forms and the API.
     """
 
     def __init__(self, instance: Path, *, workers: int = 1, env: dict[str, str] | None = None):
@@ -297,6 +300,17 @@ class LiveServer:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.instance.parent / "gunicorn.log"
+        self._browser = None
+
+    @property
+    def browser(self):
+        """A ``requests.Session`` that has visited the site (it holds an owner cookie)."""
+        if self._browser is None:
+            import requests
+
+            self._browser = requests.Session()
+            self._browser.get(self.url("/"), timeout=60).raise_for_status()
+        return self._browser
 
     @property
     def base(self) -> str:
@@ -320,6 +334,7 @@ class LiveServer:
             "GUNICORN_WORKERS": str(self.workers),
             "GUNICORN_LOGLEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
+            "FLASK_PUBLIC_API": "true",
             **self.env,
             **extra_env,
         }

@@ -243,12 +243,12 @@ def test_a_zombie_or_recycled_pid_does_not_hold_a_job():
 
 
 def api_get(server: LiveServer, det_id: str) -> dict:
-    return requests.get(server.url(f"/api/v1/detections/{det_id}"), timeout=60).json()
+    return server.browser.get(server.url(f"/api/v1/detections/{det_id}"), timeout=60).json()
 
 
 def post_file(server: LiveServer, path: Path) -> str:
     with open(path, "rb") as fh:
-        response = requests.post(
+        response = server.browser.post(
             server.url("/api/v1/detections"), files={"file": (path.name, fh)}, timeout=120
         )
     assert response.status_code == 202, response.text
@@ -364,7 +364,7 @@ def test_server_killed_mid_analysis_recovers(live_server: LiveServer, clips, tmp
     body = wait_done(server, victim3)
     assert body["status"] == "failed" and body["error"]["code"] == "interrupted"
     assert "interrupted once" in body["error"]["message"]
-    page = requests.get(server.url(f"/results/{victim3}"), timeout=60).text
+    page = server.browser.get(server.url(f"/results/{victim3}"), timeout=60).text
     assert "interrupted once" in page
     lines.append(
         f"killed during '{stage}' with MAX_JOB_ATTEMPTS=1: marked failed "
@@ -374,7 +374,7 @@ def test_server_killed_mid_analysis_recovers(live_server: LiveServer, clips, tmp
     # Nothing else was touched; every file has its row and every row its files.
     assert snapshot(server, others) == before
     assert audit_instance(server.instance) == []
-    listed = requests.get(server.url("/api/v1/detections"), timeout=60).json()
+    listed = server.browser.get(server.url("/api/v1/detections"), timeout=60).json()
     assert listed["total"] == 5
     assert not (server.instance / "uploads").exists() or not any(
         (server.instance / "uploads").iterdir()
