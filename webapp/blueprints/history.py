@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 
 from ..extensions import db
 from ..models import VERDICTS, Detection
-from ..owners import current_identity, visible
+from ..owners import visible
 
 bp = Blueprint("history", __name__)
 
@@ -81,5 +81,4 @@ def index():
         FILTERS=FILTERS,
         SORTS=SORTS,
         any_detections=any_detections,
-        identity=current_identity(),
     )
