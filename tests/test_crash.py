@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SUMMARY, LiveServer, detection_id_from, make_app, upload, wait_for_job
+from conftest import (
+    SUMMARY,
+    LiveServer,
+    detection_id_from,
+    make_app,
+    owner_of,
+    upload,
+    wait_for_job,
+)
 from corpus import generators as g
 from corpus.audit import audit_instance, rows
 from sqlalchemy.exc import OperationalError
@@ -32,6 +40,7 @@ def db_file(app) -> Path:
 
 
 def post_api(client, path: Path, name: str | None = None):
+    owner_of(client)  # the API called from the browser (PUBLIC_API): its pages are its own
     with open(path, "rb") as fh:
         return client.post(
             "/api/v1/detections",
@@ -156,6 +165,7 @@ def test_request_body_spooling_on_a_full_disk_is_a_507(app, client, monkeypatch)
 
 def test_database_locked_is_retried(app, client, files, monkeypatch):
     """SQLite's "database is locked" after its busy timeout: the write is retried."""
+    owner_of(client)  # the browser's owner row exists: the upload's own writes are retried
     real_commit = db.session.commit
     failures = {"left": 2}
 
@@ -176,6 +186,7 @@ def test_database_locked_for_good_is_not_a_half_upload(app, client, files, monke
     def locked():
         raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
 
+    owner_of(client)
     monkeypatch.setattr(db.session, "commit", locked)
     monkeypatch.setattr(services.time, "sleep", lambda _s: None)
     response = post_api(client, files["photo_jpg"])

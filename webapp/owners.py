@@ -125,11 +125,17 @@ def current_identity() -> Identity:
 
 def ensure_owner(identity: Identity | None = None) -> str:
     """Write the identity's Owner row if it is not there yet (first upload); its id."""
+    from .services import retry_locked
+
     identity = identity or current_identity()
     if db.session.get(Owner, identity.owner_id) is None:
-        db.session.add(Owner(id=identity.owner_id, kind=identity.kind))
-        try:
+
+        def insert() -> None:
+            db.session.add(Owner(id=identity.owner_id, kind=identity.kind))
             db.session.commit()
+
+        try:
+            retry_locked(insert)  # SQLite busy: retried like every other write
         except IntegrityError:  # made by a parallel request of the same browser
             db.session.rollback()
     return identity.owner_id
