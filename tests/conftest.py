@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -301,15 +302,19 @@ class LiveServer:
         self.port = 0
         self.log_path = self.instance.parent / "gunicorn.log"
         self._browser = None
+        self._browser_lock = threading.Lock()
 
     @property
     def browser(self):
-        """A ``requests.Session`` that has visited the site (it holds an owner cookie)."""
-        if self._browser is None:
-            import requests
+        """A ``requests.Session`` that has visited the site (it holds an owner cookie and a
+        CSRF token). Made once, under a lock: threads that share it share one owner."""
+        with self._browser_lock:
+            if self._browser is None:
+                import requests
 
-            self._browser = requests.Session()
-            self._browser.get(self.url("/"), timeout=60).raise_for_status()
+                session = requests.Session()
+                session.get(self.url("/"), timeout=60).raise_for_status()
+                self._browser = session
         return self._browser
 
     @property
