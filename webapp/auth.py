@@ -51,13 +51,15 @@ def create_user(username: str, password: str, role: str = "member") -> User:
     if find_user(username) is not None:
         raise AccountError(f"There is already a user called {username!r}.")
     owner = Owner(id=new_id(), kind="user")
+    db.session.add(owner)
+    db.session.flush()  # the owner row first: the user's foreign key points at it
     user = User(
         username=username,
         password_hash=generate_password_hash(password),
         role=role,
         owner_id=owner.id,
     )
-    db.session.add_all([owner, user])
+    db.session.add(user)
     db.session.commit()
     return user
 
@@ -113,6 +115,7 @@ def create_token(name: str, user: User | None = None) -> tuple[ApiToken, str]:
     if user is None:
         owner = Owner(id=new_id(), kind="token")
         db.session.add(owner)
+        db.session.flush()  # before the token that points at it
         owner_id = owner.id
     else:
         owner_id = user.owner_id
