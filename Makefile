@@ -17,8 +17,12 @@ $(BIN)/.installed-dev: requirements-dev.txt $(BIN)/.installed
 install: $(BIN)/.installed
 install-dev: $(BIN)/.installed-dev
 
+# A single-user local install: the API answers without a token (PUBLIC_API). Browsers still
+# see only their own detections. FLASK_PUBLIC_API=false make run turns it off.
 run: install
-	$(BIN)/flask --app app run
+	@echo "make run: PUBLIC_API=$${FLASK_PUBLIC_API:-true} - the API answers without a token (fine on 127.0.0.1;"
+	@echo "          each browser still sees only its own detections). See README, 'Who can see what'."
+	FLASK_PUBLIC_API=$${FLASK_PUBLIC_API:-true} $(BIN)/flask --app app run
 
 test: install-dev
 	$(BIN)/python -m pytest

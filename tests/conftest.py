@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +32,8 @@ from webapp import create_app
 from webapp.detection.media import probe_media
 from webapp.detection.result import Analysis, Chip, FrameScore, TrackScore
 from webapp.extensions import db
-from webapp.models import Detection
+from webapp.models import Detection, Owner
+from webapp.owners import COOKIE_NAME, cookie_owner
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The model registry root; the shipped default model is ``registry.resolve(root=MODEL_ROOT)``.
@@ -266,6 +268,9 @@ def base_config(tmp_path: Path) -> dict[str, Any]:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
         "UPLOAD_RATE_LIMIT": "1000 per minute",
+        # The single-user set-up of `make run`: the API answers without a token, as the
+        # calling browser (the test client's cookies). test_privacy.py tests PUBLIC_API=False.
+        "PUBLIC_API": True,
     }
 
 
@@ -345,6 +350,23 @@ def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: 
         )
 
 
+def owner_of(client: FlaskClient) -> str:
+    """The anonymous owner a test client's cookie names (its first page sets the cookie),
+    with the Owner row written as its first upload would. Rows made with this ``owner_id``
+    are that client's."""
+    app = client.application
+    if client.get_cookie(COOKIE_NAME) is None:
+        client.get("/info")
+    with app.test_request_context():
+        owner_id = cookie_owner(client.get_cookie(COOKIE_NAME).value)
+    assert owner_id, "the site set no owner cookie"
+    with app.app_context():
+        if db.session.get(Owner, owner_id) is None:
+            db.session.add(Owner(id=owner_id, kind="anonymous"))
+            db.session.commit()
+    return owner_id
+
+
 def detection_id_from(response) -> str:
     location = response.headers["Location"]
     return location.rstrip("/").rsplit("/", 1)[-1]
@@ -357,6 +379,9 @@ class LiveServer:
     """``gunicorn wsgi:app -c gunicorn.conf.py`` on 127.0.0.1 and a free port, with its own
     instance folder (``DEEPFAKE_INSTANCE_PATH``) and the real engine. Its output goes to
     ``instance/../gunicorn.log``. ``env`` adds variables (``FLASK_*`` settings, ``GUNICORN_*``).
+
+    It runs as ``make run`` does, with ``PUBLIC_API`` on; ``browser`` is one ``requests``
+    session (one cookie jar: one owner) for tests that mix pages, forms and the API.
     """
 
     def __init__(self, instance: Path, *, workers: int = 1, env: dict[str, str] | None = None):
@@ -366,6 +391,21 @@ class LiveServer:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.instance.parent / "gunicorn.log"
+        self._browser = None
+        self._browser_lock = threading.Lock()
+
+    @property
+    def browser(self):
+        """A ``requests.Session`` that has visited the site (it holds an owner cookie and a
+        CSRF token). Made once, under a lock: threads that share it share one owner."""
+        with self._browser_lock:
+            if self._browser is None:
+                import requests
+
+                session = requests.Session()
+                session.get(self.url("/"), timeout=60).raise_for_status()
+                self._browser = session
+        return self._browser
 
     @property
     def base(self) -> str:
@@ -389,6 +429,7 @@ class LiveServer:
             "GUNICORN_WORKERS": str(self.workers),
             "GUNICORN_LOGLEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
+            "FLASK_PUBLIC_API": "true",
             **self.env,
             **extra_env,
         }

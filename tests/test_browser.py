@@ -1,4 +1,5 @@
-"""A real browser: headless Chromium uploads a clip, watches the progress bar, reads the verdict.
+"""A real browser: headless Chromium signs in, uploads a clip, watches the progress bar, reads
+the verdict, and finds only its own detections in the history.
 
 Runs the real engine. Skipped when Chromium or chromedriver is not installed
 (``apt-get install chromium chromium-driver``), except in CI (``CI=true``), where that fails.
@@ -70,12 +71,48 @@ if (bar) new MutationObserver(() => {
 """
 
 
-def test_upload_clip_watch_progress_read_verdict(live_server, browser, files):
+PASSWORD = "a long test password"
+
+
+@pytest.fixture
+def accounts(engine_app):
+    """The reporter's account, and a detection of someone else's that must stay hidden."""
+    from webapp import auth
+    from webapp.extensions import db
+    from webapp.models import Detection
+
+    with engine_app.app_context():
+        auth.create_user("reporter", PASSWORD)
+        other = auth.create_user("someone", PASSWORD)
+        db.session.add(
+            Detection(
+                filename="someone-elses-clip.mp4",
+                sha256="2" * 64,
+                size_bytes=1,
+                media_type="video",
+                status="failed",
+                stage="failed",
+                owner_id=other.owner_id,
+            )
+        )
+        db.session.commit()
+
+
+def test_sign_in_upload_clip_watch_progress_read_verdict(live_server, browser, files, accounts):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     SCREENSHOTS.mkdir(exist_ok=True)
+    browser.get(live_server + "/signin")
+    browser.find_element(By.NAME, "username").send_keys("reporter")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.save_screenshot(str(SCREENSHOTS / "browser-signin.png"))
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(browser, 30).until(ec.url_contains("/history"))
+    assert "Signed in as reporter" in browser.page_source
+    assert "someone-elses-clip.mp4" not in browser.page_source
+
     browser.get(live_server + "/upload")
     assert "Check a clip or a photo" in browser.page_source
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(files["clip"]))
@@ -120,3 +157,11 @@ def test_upload_clip_watch_progress_read_verdict(live_server, browser, files):
     # No CSP violations or script errors on the page.
     errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert not errors, errors
+
+    # The history holds this account's detection and nobody else's.
+    browser.find_element(By.LINK_TEXT, "History").click()
+    WebDriverWait(browser, 30).until(ec.url_contains("/history"))
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "a.file-link")]
+    assert names == ["astronaut-pan.mp4"], names
+    assert "Your detections" in browser.page_source
+    browser.save_screenshot(str(SCREENSHOTS / "browser-history.png"))

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SUMMARY, LiveServer, detection_id_from, make_app, upload, wait_for_job
+from conftest import (
+    SUMMARY,
+    LiveServer,
+    detection_id_from,
+    make_app,
+    owner_of,
+    upload,
+    wait_for_job,
+)
 from corpus import generators as g
 from corpus.audit import audit_instance, rows
 from sqlalchemy.exc import OperationalError
@@ -32,6 +40,7 @@ def db_file(app) -> Path:
 
 
 def post_api(client, path: Path, name: str | None = None):
+    owner_of(client)  # the API called from the browser (PUBLIC_API): its pages are its own
     with open(path, "rb") as fh:
         return client.post(
             "/api/v1/detections",
@@ -156,6 +165,7 @@ def test_request_body_spooling_on_a_full_disk_is_a_507(app, client, monkeypatch)
 
 def test_database_locked_is_retried(app, client, files, monkeypatch):
     """SQLite's "database is locked" after its busy timeout: the write is retried."""
+    owner_of(client)  # the browser's owner row exists: the upload's own writes are retried
     real_commit = db.session.commit
     failures = {"left": 2}
 
@@ -176,6 +186,7 @@ def test_database_locked_for_good_is_not_a_half_upload(app, client, files, monke
     def locked():
         raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
 
+    owner_of(client)
     monkeypatch.setattr(db.session, "commit", locked)
     monkeypatch.setattr(services.time, "sleep", lambda _s: None)
     response = post_api(client, files["photo_jpg"])
@@ -243,12 +254,12 @@ def test_a_zombie_or_recycled_pid_does_not_hold_a_job():
 
 
 def api_get(server: LiveServer, det_id: str) -> dict:
-    return requests.get(server.url(f"/api/v1/detections/{det_id}"), timeout=60).json()
+    return server.browser.get(server.url(f"/api/v1/detections/{det_id}"), timeout=60).json()
 
 
 def post_file(server: LiveServer, path: Path) -> str:
     with open(path, "rb") as fh:
-        response = requests.post(
+        response = server.browser.post(
             server.url("/api/v1/detections"), files={"file": (path.name, fh)}, timeout=120
         )
     assert response.status_code == 202, response.text
@@ -364,7 +375,7 @@ def test_server_killed_mid_analysis_recovers(live_server: LiveServer, clips, tmp
     body = wait_done(server, victim3)
     assert body["status"] == "failed" and body["error"]["code"] == "interrupted"
     assert "interrupted once" in body["error"]["message"]
-    page = requests.get(server.url(f"/results/{victim3}"), timeout=60).text
+    page = server.browser.get(server.url(f"/results/{victim3}"), timeout=60).text
     assert "interrupted once" in page
     lines.append(
         f"killed during '{stage}' with MAX_JOB_ATTEMPTS=1: marked failed "
@@ -374,7 +385,7 @@ def test_server_killed_mid_analysis_recovers(live_server: LiveServer, clips, tmp
     # Nothing else was touched; every file has its row and every row its files.
     assert snapshot(server, others) == before
     assert audit_instance(server.instance) == []
-    listed = requests.get(server.url("/api/v1/detections"), timeout=60).json()
+    listed = server.browser.get(server.url("/api/v1/detections"), timeout=60).json()
     assert listed["total"] == 5
     assert not (server.instance / "uploads").exists() or not any(
         (server.instance / "uploads").iterdir()

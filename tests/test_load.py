@@ -37,30 +37,31 @@ def photo_bytes(i: int, side: int = 256) -> bytes:
 
 
 def upload_api(server: LiveServer, data: bytes, name: str) -> tuple[int, dict]:
-    response = requests.post(
+    response = server.browser.post(
         server.url("/api/v1/detections"), files={"file": (name, data, "image/png")}, timeout=120
     )
     return response.status_code, response.json()
 
 
 def upload_form(server: LiveServer, data: bytes, name: str) -> tuple[int, str]:
-    """Through the HTML form, as a browser does: get the page (session + token), post."""
-    with requests.Session() as browser:
-        page = browser.get(server.url("/upload"), timeout=60).text
-        token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-        response = browser.post(
-            server.url("/upload"),
-            data={"csrf_token": token},
-            files={"file": (name, data, "image/png")},
-            allow_redirects=False,
-            timeout=120,
-        )
+    """Through the HTML form, as a browser does: get the page (session + token), post. The
+    same browser as the API calls (one owner), so the API lists what the form made."""
+    browser = server.browser
+    page = browser.get(server.url("/upload"), timeout=60).text
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    response = browser.post(
+        server.url("/upload"),
+        data={"csrf_token": token},
+        files={"file": (name, data, "image/png")},
+        allow_redirects=False,
+        timeout=120,
+    )
     location = response.headers.get("Location", "")
     return response.status_code, location.rstrip("/").rsplit("/", 1)[-1]
 
 
 def all_detections(server: LiveServer) -> list[dict]:
-    body = requests.get(server.url("/api/v1/detections?per_page=100"), timeout=60).json()
+    body = server.browser.get(server.url("/api/v1/detections?per_page=100"), timeout=60).json()
     assert body["total"] == len(body["items"]), "more than one page"
     return body["items"]
 
@@ -128,7 +129,7 @@ def test_twenty_parallel_uploads(server: LiveServer):
     assert sorted(d["filename"] for d in listed) == [
         f"astronaut-{i:02d}.png" for i in range(N_UPLOADS)
     ]
-    history = requests.get(server.url("/history"), timeout=60).text
+    history = server.browser.get(server.url("/history"), timeout=60).text
     assert sum(f"astronaut-{i:02d}.png" in history for i in range(N_UPLOADS)) == N_UPLOADS
     assert audit_instance(server.instance) == []
     log = server.log()

@@ -246,7 +246,8 @@ def test_no_debugger_and_no_traceback_in_production_config(tmp_path, monkeypatch
         assert "Traceback" not in html and "secret internals" not in html
         assert "Something broke on our side" in html
         api = client.get("/api/v1/detections/x", headers={"Accept": "application/json"})
-        assert api.status_code == 404 and "Traceback" not in api.get_data(as_text=True)
+        assert api.status_code == 401 and "Traceback" not in api.get_data(as_text=True)
+        assert api.json["error"]["code"] == "auth_required"  # private by default
     finally:
         app.extensions["detection_runner"].shutdown()
 

@@ -1,11 +1,12 @@
-"""History: every past detection, with search, verdict filter, sort, pagination and delete."""
+"""History: the client's past detections, with search, verdict filter, sort, pagination and
+delete. (That it shows no one else's is in test_privacy.py.)"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import detection_id_from, upload, wait_for_job
+from conftest import detection_id_from, owner_of, upload, wait_for_job
 
 from webapp.extensions import db
 from webapp.models import Detection
@@ -33,9 +34,11 @@ def add(app, **fields) -> str:
 
 
 @pytest.fixture
-def seeded(app):
-    """25 detections: 10 real, 6 fake, 4 inconclusive, 3 no face, 1 failed, 1 queued."""
+def seeded(app, client):
+    """25 detections of ``client``: 10 real, 6 fake, 4 inconclusive, 3 no face, 1 failed, 1
+    queued."""
     ids = {}
+    owner = owner_of(client)
     plan = (
         [("real", 0.05 + i * 0.02) for i in range(10)]
         + [("fake", 0.75 + i * 0.04) for i in range(6)]
@@ -46,6 +49,7 @@ def seeded(app):
         ids[i] = add(
             app,
             filename=f"{verdict}-{i:02d}.mp4",
+            owner_id=owner,
             verdict=verdict,
             p_fake=p,
             created_at=T0 + timedelta(minutes=i),
@@ -53,6 +57,7 @@ def seeded(app):
     ids["failed"] = add(
         app,
         filename="broken_upload.mov",
+        owner_id=owner,
         status="failed",
         stage="failed",
         error_message="damaged",
@@ -61,6 +66,7 @@ def seeded(app):
     ids["queued"] = add(
         app,
         filename="waiting.webm",
+        owner_id=owner,
         status="queued",
         stage="queued",
         progress=0.0,

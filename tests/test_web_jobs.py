@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_app, wait_for_job
+from conftest import make_app, owner_of, wait_for_job
 
 from webapp.extensions import db
 from webapp.models import Detection
@@ -89,7 +89,12 @@ def test_crash_recovery_requeues_or_fails_every_job(tmp_path, model_dir, detecto
             assert "upload it again" in lost.error_message
             assert twice.status == "failed" and "interrupted 2 times" in twice.error_message
         assert not any(Path(app.config["UPLOAD_FOLDER"]).iterdir())
-        html = app.test_client().get(f"/results/{ids['lost_upload']}").get_data(as_text=True)
+        client = app.test_client()  # the rows were made without an owner: give it one
+        owner = owner_of(client)
+        with app.app_context():
+            db.session.get(Detection, ids["lost_upload"]).owner_id = owner
+            db.session.commit()
+        html = client.get(f"/results/{ids['lost_upload']}").get_data(as_text=True)
         assert "server restarted" in html
     finally:
         app.extensions["detection_runner"].shutdown()

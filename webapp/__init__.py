@@ -28,7 +28,7 @@ def create_app(
 
     from . import services
     from .config import DefaultConfig
-    from .extensions import csrf, db, limiter
+    from .extensions import csrf, db, limiter, migrate
 
     project_root = Path(__file__).resolve().parent.parent
     instance_path = instance_path or os.environ.get("DEEPFAKE_INSTANCE_PATH") or None
@@ -65,17 +65,23 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(project_root / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
     with app.app_context():
         _configure_sqlite(app)
 
-    from .blueprints import api, history, pages, results, upload
+    from . import auth, owners
+    from .blueprints import account, api, history, pages, results, share, upload
 
+    auth.init_app(app)
+    owners.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(upload.bp)
     app.register_blueprint(results.bp)
+    app.register_blueprint(share.bp)
     app.register_blueprint(history.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
 
@@ -85,12 +91,17 @@ def create_app(
     _register_template_helpers(app)
 
     from webapp.cli import register_cli
+    from webapp.cli_accounts import register_account_cli
 
     register_cli(app)
+    register_account_cli(app)
 
     runner = app.extensions["detection_runner"] = services.JobRunner(app)
-    with app.app_context(), services.startup_lock(app.instance_path):
-        db.create_all()
+    if app.config["AUTO_MIGRATE"]:
+        from .schema import upgrade_database
+
+        with app.app_context(), services.startup_lock(app.instance_path):
+            upgrade_database()
     if _serving():
         runner.start()  # crash recovery: no job is lost silently
 
@@ -202,6 +213,14 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"VERDICT_LABELS": VERDICT_LABELS, "STAGE_LABELS": STAGE_LABELS}
+        from .auth import accounts_exist
+        from .owners import current_identity
+
+        return {
+            "VERDICT_LABELS": VERDICT_LABELS,
+            "STAGE_LABELS": STAGE_LABELS,
+            "identity": current_identity,  # a function: pages that need it call it
+            "accounts_exist": accounts_exist,
+        }
 
     app.jinja_env.globals["has_thumb"] = services.has_thumbnail  # macros see globals

@@ -33,9 +33,18 @@ class DefaultConfig:
     HSTS = False  # send Strict-Transport-Security (only when served over HTTPS)
     PROXY_FIX_HOPS = 0  # number of trusted reverse proxies setting X-Forwarded-For/Proto
 
+    # Who sees what (see README "Who can see what").
+    #: True: the API answers without a token (a single-user local install; ``make run`` sets
+    #: it). Tokenless calls then act as the calling browser, else as one shared "public" owner.
+    PUBLIC_API = False
+    SIGNIN_RATE_LIMIT = "5 per minute;30 per hour"  # per client address, failed or not
+
     # Storage. None = under the instance folder.
     SQLALCHEMY_DATABASE_URI: str | None = None
     SQLITE_BUSY_TIMEOUT_MS = 15_000
+    #: Apply the migrations (``migrations/``) at start-up. False: run ``flask --app app db
+    #: upgrade`` yourself before starting the new version.
+    AUTO_MIGRATE = True
     UPLOAD_FOLDER: str | None = None
     RESULTS_FOLDER: str | None = None
     MODEL_DIR = str(PROJECT_ROOT / "model")

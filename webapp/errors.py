@@ -39,6 +39,7 @@ CSP = "; ".join(
 
 TITLES = {
     400: "That request didn't work",
+    401: "Sign-in needed",
     404: "Page not found",
     405: "Method not allowed",
     413: "That file is too large",
@@ -51,6 +52,7 @@ TITLES = {
 
 CODES = {
     400: "bad_request",
+    401: "auth_required",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
@@ -85,6 +87,12 @@ def message_for(err: HTTPException) -> str:
             f"Uploads can be at most {human_bytes(limit)}. Trim the clip or export it at a "
             "lower resolution, then try again."
         )
+    if code == 429 and request.endpoint == "account.signin":
+        return (
+            "Too many sign-in attempts from your address (limit: "
+            f"{current_app.config['SIGNIN_RATE_LIMIT'].replace(';', ', ')}). "
+            "Wait a minute, then try again."
+        )
     if code == 429:
         return (
             f"You have uploaded many files in a short time (limit: "
@@ -93,7 +101,9 @@ def message_for(err: HTTPException) -> str:
         )
     if code == 404:
         return (
-            "There is nothing here. The detection may have been deleted, or the link is mistyped."
+            "There is nothing here. The detection may have been deleted or made in another "
+            "browser (sign in if it is in your account), or the link is mistyped, revoked or "
+            "expired."
         )
     if code == 500:
         return "An unexpected error stopped this page. It has been logged. Please try again later."

@@ -1,4 +1,4 @@
-"""The upload form. Flask-WTF gives it a CSRF token.
+"""The forms: upload, sign-in, share links. Flask-WTF gives each a CSRF token.
 
 The extension check here is only the first, cheap filter; the file is accepted only if the
 engine's ``probe_media`` can open it (see :func:`webapp.services.create_detection`).
@@ -9,8 +9,9 @@ from __future__ import annotations
 from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import SubmitField
-from wtforms.validators import StopValidation
+from wtforms import HiddenField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, StopValidation
 
 from .config import ALLOWED_EXTENSIONS
 
@@ -39,3 +40,36 @@ class UploadForm(FlaskForm):
         render_kw={"accept": ACCEPT_ATTR},
     )
     submit = SubmitField("Analyse")
+
+
+class SignInForm(FlaskForm):
+    username = StringField(
+        "User name",
+        validators=[DataRequired("Enter your user name."), Length(max=64)],
+        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired("Enter your password."), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+    submit = SubmitField("Sign in")
+
+
+#: How long a share link works, in days ("" = until revoked).
+SHARE_EXPIRY = {"7": "7 days", "1": "1 day", "30": "30 days", "": "Until I revoke it"}
+
+
+class ShareForm(FlaskForm):
+    expires = SelectField(
+        "Link works for",
+        choices=[SelectChoice(value, label) for value, label in SHARE_EXPIRY.items()],
+        default="7",
+    )
+    submit = SubmitField("Create a share link")
+
+
+class RevokeShareForm(FlaskForm):
+    link = HiddenField(validators=[DataRequired("Which link? Reload the page and try again.")])
+    submit = SubmitField("Revoke")

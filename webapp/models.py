@@ -1,7 +1,9 @@
-"""The Detection row: one uploaded file, its job state and a summary of its result.
+"""The rows: a Detection (one uploaded file, its job state and a summary of its result) and
+who may see it: its Owner, the optional User accounts, API tokens and share links.
 
 The full result (per-frame scores, tracks, chips) is ``instance/results/<id>/result.json``;
-the row keeps what the history page sorts, filters and shows.
+the row keeps what the history page sorts, filters and shows. The schema is changed only by
+migrations (``migrations/versions``), which the app applies at start-up.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -73,8 +75,17 @@ class Detection(db.Model):
     stage: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    #: "host:pid:runner" of the process whose queue holds this job (crash recovery).
+    #: "host:pid:runner" of the process whose queue holds this job (crash recovery). Not the
+    #: person: that is ``owner_id``.
     owner: Mapped[str | None] = mapped_column(String(128))
+    #: Who the detection belongs to (see :class:`Owner`): only they (and admins) see it.
+    #: Rows made without one (tests, scripts) fall to the legacy owner: admins only.
+    owner_id: Mapped[str] = mapped_column(
+        String(32),
+        ForeignKey("owner.id", name="fk_detection_owner_id"),
+        index=True,
+        default=lambda: LEGACY_OWNER_ID,
+    )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error_code: Mapped[str | None] = mapped_column(String(32))
@@ -96,7 +107,10 @@ class Detection(db.Model):
     n_tracks: Mapped[int | None] = mapped_column(Integer)
     processing_seconds: Mapped[float | None] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_detection_sha_version", "sha256", "model_version"),)
+    __table_args__ = (
+        Index("ix_detection_sha_version", "sha256", "model_version"),
+        Index("ix_detection_owner_sha", "owner_id", "sha256"),
+    )
 
     @property
     def is_pending(self) -> bool:
@@ -127,3 +141,102 @@ class Detection(db.Model):
 
     def __repr__(self) -> str:
         return f"<Detection {self.id} {self.status} {self.verdict}>"
+
+
+# --------------------------------------------------------------------------- who sees what
+
+OWNER_KINDS = ("anonymous", "user", "token", "public", "legacy")
+#: The owner of the rows that existed before owners did (shown to admins only).
+LEGACY_OWNER_ID = "legacy"
+#: The owner of API calls made without a token on a site with ``PUBLIC_API``.
+PUBLIC_OWNER_ID = "public"
+
+
+class Owner(db.Model):
+    """Whoever detections belong to: an anonymous browser (its signed cookie holds the id), a
+    user account, a stand-alone API token, the tokenless public API, or the legacy rows."""
+
+    __tablename__ = "owner"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Owner {self.id} {self.kind}>"
+
+
+class User(db.Model):
+    """An optional account (``flask --app app users create NAME``). Flask-Login's user."""
+
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(12), default="member")  # "member" | "admin"
+    owner_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("owner.id", name="fk_user_owner_id"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    # Flask-Login's interface.
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def __repr__(self) -> str:
+        return f"<User {self.username} {self.role}>"
+
+
+class ApiToken(db.Model):
+    """A bearer token for the API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # the first characters, to tell tokens apart
+    owner_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("owner.id", name="fk_api_token_owner_id"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("user.id", name="fk_api_token_user_id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ShareLink(db.Model):
+    """A read-only link to one result (``/shared/<token>``), revocable, optionally expiring."""
+
+    __tablename__ = "share_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    detection_id: Mapped[str] = mapped_column(
+        String(32),
+        ForeignKey("detection.id", name="fk_share_link_detection_id", ondelete="CASCADE"),
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def usable(self, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        expires = as_utc(self.expires_at)
+        return self.revoked_at is None and (expires is None or expires > now)

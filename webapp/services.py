@@ -409,11 +409,13 @@ def human_bytes(n: float | None) -> str:
     return f"{n:.1f} GB"
 
 
-def find_existing(sha256: str, model_version: str | None) -> Detection | None:
-    """A finished (or still running) analysis of the same bytes by the same model version."""
+def find_existing(sha256: str, model_version: str | None, owner_id: str) -> Detection | None:
+    """The owner's own finished (or still running) analysis of the same bytes by the same
+    model version. Another owner's never counts: that would tell them the file was seen."""
     stmt = (
         select(Detection)
         .where(
+            Detection.owner_id == owner_id,
             Detection.sha256 == sha256,
             Detection.model_version.is_(None)
             if model_version is None
@@ -436,11 +438,13 @@ def probe(path: Path):
     )
 
 
-def create_detection(file: FileStorage | None) -> tuple[Detection, bool]:
-    """Store an upload, check it by content and queue its analysis.
+def create_detection(file: FileStorage | None, owner_id: str) -> tuple[Detection, bool]:
+    """Store an upload for ``owner_id`` (an existing Owner row), check it by content and
+    queue its analysis.
 
-    Returns ``(detection, reused)``: ``reused`` is True when the same file was already
-    analysed (or is being analysed) by the current model version; nothing new is stored then.
+    Returns ``(detection, reused)``: ``reused`` is True when the same owner already analysed
+    (or is analysing) the same file with the current model version; nothing new is stored
+    then. Another owner's identical upload is analysed again, as theirs.
     Raises :class:`UploadRejected` with a user-facing message; on any failure nothing is left
     on disk or in the database.
     """
@@ -464,7 +468,7 @@ def create_detection(file: FileStorage | None) -> tuple[Detection, bool]:
         if size == 0:
             raise UploadRejected("The file is empty.", "corrupt_media")
         version = current_model_version()
-        existing = find_existing(sha, version)
+        existing = find_existing(sha, version, owner_id)
         if existing is not None:
             part.unlink()
             return existing, True
@@ -497,13 +501,14 @@ def create_detection(file: FileStorage | None) -> tuple[Detection, bool]:
             stage="queued",
             progress=0.0,
             owner=runner().id,
+            owner_id=owner_id,
         )
         rdir.mkdir(parents=True, exist_ok=True)
         make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
         # The same bytes may have arrived in another request (thread or process) meanwhile:
         # check again and insert under one lock, so identical uploads make one row.
         with dedup_lock():
-            existing = find_existing(sha, version)
+            existing = find_existing(sha, version, owner_id)
             if existing is None:
                 retry_locked(lambda: _insert(det))
     except BaseException as err:

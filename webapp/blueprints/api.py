@@ -1,16 +1,23 @@
-"""JSON API, version 1. CSRF-exempt; errors are JSON (see ``webapp.errors``)."""
+"""JSON API, version 1. CSRF-exempt (no cookie acts for another site; see ``webapp.auth``);
+errors are JSON (see ``webapp.errors``).
+
+Every call needs ``Authorization: Bearer <token>`` unless the site sets ``PUBLIC_API``, and
+sees only its owner's detections (an admin's token: everyone's).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 
 from .. import services
+from ..auth import api_identity
 from ..extensions import db
-from ..models import Detection
+from ..owners import ensure_owner, get_visible_or_404
 from .history import detections_query, parse_filters
 from .upload import uploads_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(api_identity)
 
 
 def _error(status: int, code: str, message: str):
@@ -21,7 +28,8 @@ def _error(status: int, code: str, message: str):
 @uploads_limit
 def create_detection():
     try:
-        det, reused = services.create_detection(services.single_file(request.files.getlist("file")))
+        file = services.single_file(request.files.getlist("file"))
+        det, reused = services.create_detection(file, ensure_owner())
     except services.UploadRejected as err:
         response, status = _error(err.status, err.code, str(err))
         if status == 503:
@@ -39,9 +47,7 @@ def create_detection():
 
 @bp.get("/detections/<detection_id>")
 def get_detection(detection_id: str):
-    det = db.session.get(Detection, detection_id)
-    if det is None:
-        abort(404)
+    det = get_visible_or_404(detection_id)
     body = services.summary_dict(det)
     if det.status == "done":
         result = services.load_result(det)
@@ -58,9 +64,7 @@ def get_detection(detection_id: str):
 
 @bp.delete("/detections/<detection_id>")
 def delete_detection(detection_id: str):
-    det = db.session.get(Detection, detection_id)
-    if det is None:
-        abort(404)
+    det = get_visible_or_404(detection_id)
     services.delete_detection(det)
     return "", 204
 

@@ -1,4 +1,5 @@
-"""Every past detection: search by file name, filter by verdict, sort, paginate, delete."""
+"""Your past detections (an admin's: everyone's): search by file name, filter by verdict, sort,
+paginate, delete."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Select, select
 
 from ..extensions import db
 from ..models import VERDICTS, Detection
+from ..owners import visible
 
 bp = Blueprint("history", __name__)
 
@@ -40,7 +42,8 @@ def parse_filters(args) -> dict[str, str]:
 
 
 def detections_query(filters: dict[str, str]) -> Select[Any]:
-    stmt = select(Detection)
+    """The requester's detections (``owners.visible``), filtered and sorted."""
+    stmt = visible(select(Detection))
     if filters["q"]:
         stmt = stmt.where(Detection.filename.icontains(filters["q"], autoescape=True))
     verdict = filters["verdict"]
@@ -68,7 +71,7 @@ def index():
         max_per_page=current_app.config["HISTORY_PER_PAGE"],
         error_out=False,
     )
-    any_detections = db.session.scalar(select(Detection.id).limit(1)) is not None
+    any_detections = db.session.scalar(visible(select(Detection.id)).limit(1)) is not None
     args = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "newest")}
     return render_template(
         "history/index.html",

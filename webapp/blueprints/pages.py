@@ -9,6 +9,7 @@ from .. import catalog, services
 from ..extensions import db
 from ..forms import UploadForm
 from ..models import Detection
+from ..owners import visible
 
 bp = Blueprint("pages", __name__)
 
@@ -16,7 +17,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     recent = db.session.scalars(
-        select(Detection)
+        visible(select(Detection))
         .order_by(Detection.created_at.desc())
         .limit(current_app.config["RECENT_ON_LANDING"])
     ).all()
@@ -58,6 +59,7 @@ def upload_limits() -> dict:
         "rate": cfg["UPLOAD_RATE_LIMIT"].replace(";", ", "),
         "retention_days": cfg.get("RETENTION_DAYS") or 0,
         "keep_uploads": cfg.get("KEEP_UPLOADS"),
+        "public_api": bool(cfg.get("PUBLIC_API")),
     }
 
 

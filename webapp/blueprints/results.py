@@ -1,10 +1,15 @@
-"""One detection: progress while it runs, the explained verdict when done, downloads, delete."""
+"""One detection: progress while it runs, the explained verdict when done, downloads, delete.
+
+Every route here answers only the detection's owner (and admins); anyone else gets the same
+404 as for an id that does not exist (see ``webapp.owners``).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,24 +27,41 @@ from flask import (
 )
 
 from .. import services
-from ..extensions import db
+from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection
+from ..owners import get_visible_or_404 as get_or_404
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
 
-def get_or_404(detection_id: str) -> Detection:
-    det = db.session.get(Detection, detection_id)
-    if det is None:
-        abort(404)
-    return det
+@bp.before_request
+def _token_holders() -> Response | None:
+    """An API client follows the result's file and download links with its bearer token."""
+    if "Authorization" in request.headers:
+        from ..auth import api_identity
+
+        return api_identity()
+    return None
+
+
+def owner_urls(det: Detection) -> dict[str, Any]:
+    """The file and download URLs of a result page seen by its owner (a share link has its
+    own, see ``share.shared_urls``)."""
+    return {
+        "file": lambda name: url_for("results.artefact", detection_id=det.id, name=name),
+        "json": url_for("results.download_json", detection_id=det.id),
+        "csv": url_for("results.download_csv", detection_id=det.id),
+    }
 
 
 @bp.get("/<detection_id>")
 def show(detection_id: str):
+    from .share import links_of
+
     det = get_or_404(detection_id)
     result = services.load_result(det)
-    view = build_view(det, result) if result is not None else {}
+    urls = owner_urls(det)
+    view = build_view(det, result, urls["file"]) if result is not None else {}
     return render_template(
         "results/show.html",
         det=det,
@@ -48,6 +70,11 @@ def show(detection_id: str):
         status=services.status_dict(det),
         broken=det.status == "done" and result is None,
         has_thumb=services.has_thumbnail(det),
+        urls=urls,
+        shared=False,
+        share_links=links_of(det) if result is not None else [],
+        share_form=ShareForm(),
+        revoke_form=RevokeShareForm(),
     )
 
 
@@ -68,8 +95,14 @@ def artefact(detection_id: str, name: str):
     det = get_or_404(detection_id)
     if not ARTEFACT_NAME.fullmatch(name):
         abort(404)
+    return send_artefact(det, name)
+
+
+def send_artefact(det: Detection, name: str) -> Response:
+    """A checked artefact name (``ARTEFACT_NAME``) from the detection's result folder."""
     response = send_from_directory(services.result_dir(det.id), name, max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["Vary"] = "Cookie"
     return response
 
 
@@ -179,7 +212,10 @@ def score_band(p: float | None, t: dict[str, float]) -> str:
     return "inconclusive"
 
 
-def build_view(det: Detection, result: dict[str, Any]) -> dict[str, Any]:
+def build_view(
+    det: Detection, result: dict[str, Any], file_url: Callable[[str], str]
+) -> dict[str, Any]:
+    """What the result page draws; ``file_url(name)`` is the URL of an artefact."""
     t = result.get("thresholds") or {"real_below": 0.3, "fake_above": 0.7}
     chips = []
     for chip in result.get("chips", []):
@@ -189,12 +225,8 @@ def build_view(det: Detection, result: dict[str, Any]) -> dict[str, Any]:
             {
                 **chip,
                 "band": score_band(chip.get("p_fake"), t),
-                "url": url_for(".artefact", detection_id=det.id, name=chip["image"]),
-                "heatmap_url": (
-                    url_for(".artefact", detection_id=det.id, name=chip["heatmap"])
-                    if chip.get("heatmap")
-                    else None
-                ),
+                "url": file_url(chip["image"]),
+                "heatmap_url": file_url(chip["heatmap"]) if chip.get("heatmap") else None,
             }
         )
     explained = sorted((c for c in chips if c["heatmap_url"]), key=lambda c: -(c["p_fake"] or 0))

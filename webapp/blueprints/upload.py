@@ -7,6 +7,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from .. import services
 from ..extensions import limiter
 from ..forms import UploadForm
+from ..owners import ensure_owner
 from .pages import upload_limits
 
 bp = Blueprint("upload", __name__)
@@ -27,7 +28,7 @@ def upload():
     status = 200
     if form.validate_on_submit():
         try:
-            det, reused = services.create_detection(form.file.data)
+            det, reused = services.create_detection(form.file.data, ensure_owner())
         except services.UploadRejected as err:
             if err.code == "too_large":
                 abort(413)
@@ -36,8 +37,8 @@ def upload():
         else:
             if reused:
                 flash(
-                    "This exact file was already analysed by the current model, so here is the "
-                    "stored result instead of a new analysis.",
+                    "You already analysed this exact file with the current model, so here is "
+                    "your stored result instead of a new analysis.",
                     "info",
                 )
             return redirect(url_for("results.show", detection_id=det.id), code=303)
