@@ -223,3 +223,16 @@ def test_cam_is_relu_of_fmap_times_head_weights() -> None:
     against = (-np.abs(fmap) * np.sign(w)).astype(np.float32)
     flat = nets.cam(against)
     assert np.isfinite(flat).all() and not flat.any()
+
+
+def test_clips_have_bands_of_their_own_when_the_model_sets_them():
+    cfg = ModelConfig(version="t", real_below=0.3, fake_above=0.9, clip_real_below=0.2, clip_fake_above=0.97)
+    assert cfg.thresholds_for("image") == {"real_below": 0.3, "fake_above": 0.9}
+    assert cfg.thresholds_for("video") == {"real_below": 0.2, "fake_above": 0.97}
+    # 0.95 is "likely fake" in a photo but only "inconclusive" in a clip; 0.25 the other way round
+    assert (cfg.verdict(0.95, "image"), cfg.verdict(0.95, "video")) == ("fake", "inconclusive")
+    assert (cfg.verdict(0.25, "image"), cfg.verdict(0.25, "video")) == ("real", "inconclusive")
+    assert cfg.verdict(None, "video") == "no_face"
+    # a model without clip bands (2026.11.22-lite0) uses the photo bands for clips
+    old = ModelConfig(version="old", real_below=0.3, fake_above=0.9)
+    assert old.thresholds_for("video") == old.thresholds and old.verdict(0.95, "video") == "fake"

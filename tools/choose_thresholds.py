@@ -9,7 +9,8 @@ Never the test split.
 Rule (:func:`webapp.detection.training.metrics.trust_thresholds`): "likely fake" is said of at
 most ``--max-false-alarm`` of the reals of every source with at least ``--min-items`` reals
 (smaller sources are pooled); "likely real" of at most ``--max-miss`` of the fakes, each source
-weighted equally. Writes ``real_below`` / ``fake_above`` and the per-source rates into the
+weighted equally. Photos and clips get bands of their own (``real_below`` / ``fake_above`` and
+``clip_real_below`` / ``clip_fake_above``). Writes them and the per-source rates into the
 model's config.json (``notes.thresholds``) unless ``--dry-run``.
 
     .venv/bin/python -m tools.choose_thresholds --model model/VERSION [--scores cached.json] [--dry-run]
@@ -67,34 +68,40 @@ def main() -> None:
         rows = validation_scores(args.model)
         if args.scores:
             args.scores.write_text(json.dumps(rows))
-    p, y, src = [], [], []
-    for folder, items in rows.items():
-        for r in items:
-            if r["p_fake"] is None:  # no face / error: not a score to threshold
-                continue
-            p.append(r["p_fake"])
-            y.append(1 if r["label"] == "fake" else 0)
-            src.append(source_of(folder, r))
-    real_below, fake_above, rates = trust_thresholds(np.array(p), np.array(y), np.array(src),
-                                                     max_false_alarm=args.max_false_alarm,
-                                                     max_miss=args.max_miss, min_items=args.min_items)
-    print(f"real_below {real_below}  fake_above {fake_above}  ({len(p)} validation items through analyze())")
-    for k, r in rates.items():
-        print(f"  {k:<34} {json.dumps(r)}")
-    if args.dry_run:
-        return
     cfg_path = args.model / "config.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["real_below"], cfg["fake_above"] = real_below, fake_above
-    pa, ya = np.array(p), np.array(y)
-    cfg.setdefault("notes", {})["thresholds"] = {
-        "rule": (f"chosen on validation through analyze(): fake_above: at most {args.max_false_alarm:.0%} of the reals "
-                 f"of every source with >= {args.min_items} reals (smaller sources pooled) called fake; real_below: "
-                 f"at most {args.max_miss:.0%} of validation fakes called real, each source weighted equally"),
-        "val_false_alarm_rate": round(float((pa[ya == 0] >= fake_above).mean()), 4),
-        "val_fake_called_real_rate": round(float((pa[ya == 1] < real_below).mean()), 4),
-        "by_source": rates,
-    }
+    notes = cfg.setdefault("notes", {})
+    notes["thresholds"] = {"rule": (
+        f"chosen on validation through analyze(), photos and clips apart: fake_above: at most "
+        f"{args.max_false_alarm:.0%} of the reals of every source with >= {args.min_items} reals (smaller "
+        f"sources pooled) called fake; real_below: at most {args.max_miss:.0%} of validation fakes called "
+        "real, each source weighted equally")}
+    for kind, prefix in (("image", ""), ("clip", "clip_")):
+        p, y, src = [], [], []
+        for folder, items in rows.items():
+            for r in items:
+                s = source_of(folder, r)
+                is_clip = s.endswith(":clip") or folder == "generators"
+                if r["p_fake"] is None or is_clip != (kind == "clip"):
+                    continue  # no face / error: not a score to threshold
+                p.append(r["p_fake"])
+                y.append(1 if r["label"] == "fake" else 0)
+                src.append(s)
+        pa, ya = np.array(p), np.array(y)
+        real_below, fake_above, rates = trust_thresholds(pa, ya, np.array(src), max_false_alarm=args.max_false_alarm,
+                                                         max_miss=args.max_miss, min_items=args.min_items)
+        print(f"{kind}: real_below {real_below}  fake_above {fake_above}  ({len(p)} validation items through analyze())")
+        for k, r in rates.items():
+            print(f"  {k:<34} {json.dumps(r)}")
+        cfg[f"{prefix}real_below"], cfg[f"{prefix}fake_above"] = real_below, fake_above
+        notes["thresholds"][kind] = {
+            "val_false_alarm_rate": round(float((pa[ya == 0] >= fake_above).mean()), 4),
+            "val_fake_called_real_rate": round(float((pa[ya == 1] < real_below).mean()), 4),
+            "by_source": rates}
+    if args.dry_run:
+        return
+    notes["thresholds"]["val_false_alarm_rate"] = notes["thresholds"]["image"]["val_false_alarm_rate"]
+    notes["thresholds"]["val_fake_called_real_rate"] = notes["thresholds"]["image"]["val_fake_called_real_rate"]
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
     print(f"wrote {cfg_path}")
 

@@ -52,6 +52,11 @@ class ModelConfig:
     frame_temperature: float = 1.0  # frame logit / frame_temperature -> shown per-frame p_fake
     real_below: float = 0.3  # p_fake below: "real"
     fake_above: float = 0.7  # p_fake at or above: "fake"; between: "inconclusive"
+    # Clips' own bands: real footage scores higher as a clip (the temporal model reads whole
+    # tracks) than as one photo, so clips need their own cut to keep false alarms down.
+    # None: clips use the photo bands above.
+    clip_real_below: float | None = None
+    clip_fake_above: float | None = None
     normalisation: str = ""
     trained_on: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -61,13 +66,20 @@ class ModelConfig:
     def thresholds(self) -> dict[str, float]:
         return {"real_below": self.real_below, "fake_above": self.fake_above}
 
-    def verdict(self, p_fake: float | None) -> str:
+    def thresholds_for(self, media_type: str) -> dict[str, float]:
+        """The bands for a "video" or an "image"."""
+        if media_type == "video" and self.clip_fake_above is not None and self.clip_real_below is not None:
+            return {"real_below": self.clip_real_below, "fake_above": self.clip_fake_above}
+        return self.thresholds
+
+    def verdict(self, p_fake: float | None, media_type: str = "image") -> str:
         """Band of a calibrated probability; ``None`` (no face) is never "real"."""
         if p_fake is None:
             return "no_face"
-        if p_fake >= self.fake_above:
+        t = self.thresholds_for(media_type)
+        if p_fake >= t["fake_above"]:
             return "fake"
-        if p_fake < self.real_below:
+        if p_fake < t["real_below"]:
             return "real"
         return "inconclusive"
 

@@ -166,7 +166,7 @@ class Detector:
 
         warnings = list(sampled.warnings or [])
         base = dict(path=str(path), media=info, frames_sampled=len(sampled.frames),
-                    faces_found=len(flat), thresholds=self.cfg.thresholds,
+                    faces_found=len(flat), thresholds=self.cfg.thresholds_for(info.media_type),
                     model_version=self.cfg.version, warnings=warnings)
         if not flat:
             timings["total"] = time.perf_counter() - t_all
@@ -228,7 +228,7 @@ class Detector:
         chip_list.sort(key=lambda c: (c.timestamp, c.track))
         report("done", 1.0)
         return Analysis(tracks=track_scores, frames=frame_scores, p_fake=round(p_fake, 4),
-                        verdict=self.cfg.verdict(p_fake), timings=_round(timings),
+                        verdict=self.cfg.verdict(p_fake, info.media_type), timings=_round(timings),
                         chips=chip_list, **base)
 
 
