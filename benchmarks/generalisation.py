@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--model", action="append", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=600, help="items sampled from each in-domain crop set")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--write-metrics", action="store_true",
+                    help="store the per-set figures as 'analyze' in each model's metrics.json (the model page shows them)")
     args = ap.parse_args()
     from webapp.detection.pipeline import Detector
     from webapp.detection.training.evaluate import GROUPINGS, by_key, evaluate
@@ -38,7 +40,7 @@ def main() -> None:
     out: dict = {}
     for model_dir in args.model:
         det = Detector(model_dir)
-        res = out.setdefault(det.version, {"thresholds": det.cfg.thresholds, "sets": {}})
+        res = out.setdefault(det.version, {"thresholds": det.cfg.thresholds, "sets": {}, "dir": str(det.model_dir)})
         for folder, split in SETS:
             if not (DATA / folder).is_dir():
                 continue
@@ -68,6 +70,23 @@ def main() -> None:
             print(f"| {name} | {method} | {row['n']} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
+    if args.write_metrics:
+        for res in out.values():
+            path = Path(res["dir"]) / "metrics.json"
+            metrics = json.loads(path.read_text()) if path.is_file() else {}
+            metrics["analyze"] = {name: headline(st) for name, st in res["sets"].items()}
+            path.write_text(json.dumps(metrics, indent=2) + "\n")
+            print(f"wrote {path}")
+
+
+def headline(st: dict) -> dict:
+    """One set's figures for the model page: AUC, and the shares called "likely fake"."""
+    s, bands = st["summary"], st["summary"]["verdict_bands"]
+    nf, nr = sum(bands["fake"].values()), sum(bands["real"].values())
+    return {"n": s["n"], "n_fake": s["n_fake"], "auc": s.get("auc"),
+            "fakes_called_fake": round(bands["fake"]["fake"] / nf, 4) if nf else None,
+            "reals_called_fake": round(bands["real"]["fake"] / nr, 4) if nr else None,
+            "by_method": st["by_method"]}
 
 
 if __name__ == "__main__":

@@ -60,6 +60,22 @@ def test_landing_page_shows_the_default_models_figures(reg_app, root: Path) -> N
     assert "2026.11.22-lite0" in html and "0.850" in html
 
 
+def test_model_page_compares_models_on_the_same_items_through_analyze(reg_app, root: Path) -> None:
+    html = reg_app.test_client().get("/model").get_data(as_text=True)
+    assert "Same items, through the site" not in html  # no model has the figures yet
+    for version, auc, caught, alarms in (("2026.11.23-lite0", 0.565, 0.05, 0.004), ("2026.11.22-lite0", 0.338, 0.02, 0.081)):
+        path = root / version / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["analyze"] = {"photos val": {"n": 354, "n_fake": 84, "auc": auc, "fakes_called_fake": caught,
+                                             "reals_called_fake": alarms, "by_method": {}}}
+        path.write_text(json.dumps(metrics))
+    html = reg_app.test_client().get("/model").get_data(as_text=True)
+    table = html[html.index("Same items, through the site"):html.index("</table>", html.index("Same items, through the site"))]
+    assert "Unseen photos (diffusion vs real)" in table and "Unseen generators" not in table  # only sets some model has
+    cells = re.findall(r'<td class="num">([^<]+)</td>', table)
+    assert cells == ["0.565 · 5% / 0%", "0.338 · 2% / 8%"]  # default first
+
+
 def test_group_table_tells_fakes_from_reals() -> None:
     t = group_table({"gen": {"n": 3, "auc": 1, "detected": 1.0, "called_real": 0.0},
                      "reals": {"n": 1000, "false_alarm": 0.015}})

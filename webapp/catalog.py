@@ -112,7 +112,35 @@ def describe(entry: registry.ModelEntry) -> dict[str, Any]:
         "card_title": card_title,
         "card": card,
         "warm_start": (cfg.get("notes") or {}).get("warm_start"),
+        "analyze": metrics.get("analyze") if isinstance(metrics.get("analyze"), dict) else None,
     }
+
+
+#: Sets of ``benchmarks/generalisation.py --write-metrics`` shown side by side, in this order.
+ANALYZE_SETS = [
+    ("generators val", "Unseen generators (clips)"),
+    ("photos val", "Unseen photos (diffusion vs real)"),
+    ("dfdc_faces test", "DFDC crops (test)"),
+    ("ffpp_faces test", "FaceForensics++ crops (test)"),
+]
+
+
+def compared(models_: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Every model on the same items through the site's analyze(): per set, AUC and the shares
+    of fakes and reals called "likely fake". None unless some model has the figures."""
+    sets = [(k, label) for k, label in ANALYZE_SETS if any(k in (m.get("analyze") or {}) for m in models_)]
+    if not sets:
+        return None
+    rows = []
+    for m in models_:
+        a = m.get("analyze") or {}
+        cells = []
+        for k, _ in sets:
+            r = a.get(k) or {}
+            auc = f"{r['auc']:.3f}" if isinstance(r.get("auc"), float | int) else "–"
+            cells.append(f"{auc} · {_pct(r.get('fakes_called_fake'))} / {_pct(r.get('reals_called_fake'))}")
+        rows.append({"version": m["version"], "anchor": m["anchor"], "default": m["default"], "cells": cells})
+    return {"columns": [label for _, label in sets], "rows": rows}
 
 
 def models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:

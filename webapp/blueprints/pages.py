@@ -47,7 +47,8 @@ def info():
 @bp.get("/model")
 def model_card():
     """Every model of the registry with its measured rows and its card, the default first."""
-    return render_template("pages/model.html", models=catalog.models())
+    models = catalog.models()
+    return render_template("pages/model.html", models=models, compared=catalog.compared(models))
 
 
 def upload_limits() -> dict:
