@@ -74,9 +74,14 @@ def main() -> None:
         for res in out.values():
             path = Path(res["dir"]) / "metrics.json"
             metrics = json.loads(path.read_text()) if path.is_file() else {}
-            metrics["analyze"] = {name: headline(st) for name, st in res["sets"].items()}
+            metrics["analyze"] = {name: headline(st) for name, st in res["sets"].items()
+                                  if 0 < st["summary"]["n_fake"] < st["summary"]["n"]}  # both labels: an AUC
             path.write_text(json.dumps(metrics, indent=2) + "\n")
-            print(f"wrote {path}")
+            cfg_path = Path(res["dir"]) / "config.json"  # the site reads config.json's copy
+            cfg = json.loads(cfg_path.read_text())
+            cfg.setdefault("metrics", {})["analyze"] = metrics["analyze"]
+            cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+            print(f"wrote {path} and {cfg_path}")
 
 
 def headline(st: dict) -> dict:

@@ -251,9 +251,12 @@ METRIC_COLUMNS = [
     ("accuracy", "Accuracy"),
     ("false_alarm_rate", "False alarms"),
     ("ece", "Calibration error"),
+    ("fakes_called_fake", "Fakes called “likely fake”"),
+    ("reals_called_fake", "Reals called “likely fake”"),
 ]
 #: Which block of ``metrics`` to show, most honest first.
 METRIC_SPLITS = [
+    ("analyze", "the same analysis as an upload, on generator methods it never trained on and held-out test data"),
     ("test", "held-out test data"),
     ("val", "validation data"),
     ("validation", "validation data"),
