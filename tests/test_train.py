@@ -161,3 +161,14 @@ def test_flask_train_writes_a_model_that_analyses(tiny_data: Path, tmp_path: Pat
     assert a.model_version == "test-tiny" and a.faces_found == 1
     assert a.p_fake is not None and 0.0 <= a.p_fake <= 1.0
     assert a.verdict == cfg.verdict(a.p_fake)
+
+
+def test_temporal_weights_give_reals_and_fakes_half_each() -> None:
+    from webapp.detection.training.train import balanced_label_weights
+
+    # 2 real clips and 6 fake clips sharing 0.5 of the weight: 0.125 per real, 0.25/6 per fake
+    w = balanced_label_weights(np.array([0, 0, 1, 1, 1, 1, 1, 1]), 0.5)
+    assert w[:2] == pytest.approx([0.125, 0.125]) and w[2:] == pytest.approx([0.25 / 6] * 6)
+    assert w.sum() == pytest.approx(0.5)
+    # one label only: it takes the whole share
+    assert balanced_label_weights(np.array([1, 1]), 0.5) == pytest.approx([0.25, 0.25])

@@ -88,10 +88,11 @@ def detect_command(paths: tuple[Path, ...], as_json: bool, model: str | None) ->
 @click.option("--init", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Warm-start from this model folder (same backbone).")
 @click.option("--limit", default=None, type=int, help="Use only the first N items of each folder (quick runs).")
+@click.option("--temporal-only", is_flag=True, help="Keep the frame model of --init; retrain the temporal stage only.")
 @click.option("--resume", is_flag=True, help="Reuse cached activations and continue from the last checkpoint.")
 @click.option("--version", "version", default="", help="Model version string (default: date + backbone).")
 @with_appcontext
-def train_command(data, out, backbone, epochs, views, steps, sbi, cap, lr, init, limit, resume, version) -> None:
+def train_command(data, out, backbone, epochs, views, steps, sbi, cap, lr, init, limit, temporal_only, resume, version) -> None:
     """Train a detector end to end and write it to --out."""
     from webapp.detection.training.train import Trainer, TrainOptions
 
@@ -100,7 +101,8 @@ def train_command(data, out, backbone, epochs, views, steps, sbi, cap, lr, init,
         version = version or time.strftime("%Y.%m.%d-") + backbone
         out = _model_dir() / version
     opt = TrainOptions(data=list(data), out=out, backbone=backbone, epochs=epochs, views=views, steps=steps,
-                       sbi=sbi, cap=cap, lr=lr, init=init, limit=limit, resume=resume, version=version)
+                       sbi=sbi, cap=cap, lr=lr, init=init, limit=limit, resume=resume, version=version,
+                       temporal_only=temporal_only)
     cfg = Trainer(opt).run()
     click.echo(json.dumps(cfg.metrics.get("test", {}), indent=2))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..classifier import NORMALISATION, DetectorNets, ModelConfig
+from ..classifier import NORMALISATION, DetectorNets, ModelConfig, build_temporal
 from ..faces import landmarks68
 from .augment import BlendParams, augment, darken, self_blend, small_face
 from .card import write_card
@@ -64,6 +64,7 @@ class TrainOptions:
     resume: bool = False
     seed: int = 0
     version: str = ""
+    temporal_only: bool = False  # keep the frame model of --init, retrain the temporal stage
     work: Path = field(default_factory=lambda: cache_dir() / "train")
 
 
@@ -84,6 +85,17 @@ class Chips:
         return Chips(*(np.asarray(a)[m] for a in (self.chips, self.label, self.domain, self.key, self.clip, self.split)))
 
 
+def balanced_label_weights(y: np.ndarray, total: float) -> np.ndarray:
+    """Weights summing to ``total``, half on the reals of ``y`` and half on its fakes."""
+    y = np.asarray(y)
+    w = np.zeros(len(y), np.float64)
+    for lbl in (0, 1):
+        m = y == lbl
+        if m.any():
+            w[m] = total / (2 if (y == 1 - lbl).any() else 1) / m.sum()
+    return w
+
+
 def report_key(folder: str, method: str, label: int) -> str:
     """Row name in the per-method / per-source tables."""
     if folder in ("generators", "photos", "ffpp_faces"):
@@ -101,6 +113,8 @@ class Trainer:
         if opt.init:
             self.nets.load_weights(opt.init)
             self.cfg.notes["warm_start"] = ModelConfig.load(opt.init).version
+        if opt.temporal_only:  # a fresh temporal model on the kept frame model
+            self.nets.temporal = build_temporal(self.nets.backbone.output_dim, self.cfg)
         self.cfg.chip_size = self.nets.spec.input_size
         self.cfg.normalisation = NORMALISATION.get(opt.backbone, "")
         self.work = opt.work / opt.backbone
@@ -293,12 +307,16 @@ class Trainer:
             mask[i, :len(f)] = True
         return x, lg, mask
 
-    def train_temporal(self, train: tuple, val: tuple, epochs: int = 6) -> list:
+    def train_temporal(self, train: tuple, val: tuple, epochs: int = 4, weights: np.ndarray | None = None) -> list:
+        """``weights`` (one per sequence): how much each counts; default: reals and fakes alike."""
         temporal = self.nets.temporal
         temporal.compile(optimizer=keras.optimizers.Adam(5e-4),
                          loss=keras.losses.BinaryCrossentropy(from_logits=True))
         fs, ls, ys = train
         pos = float(np.clip(ys.mean(), 0.01, 0.99))
+        if weights is None:
+            weights = np.where(ys > 0, 0.5 / pos, 0.5 / (1 - pos))
+        weights = (np.asarray(weights, np.float64) / np.mean(weights)).astype(np.float32)
         history = []
         for epoch in range(epochs):
             order = self.rng.permutation(len(ys))
@@ -306,7 +324,7 @@ class Trainer:
             for b in range(0, len(order), 64):
                 idx = order[b:b + 64]
                 x, lg, m = self.pad([fs[i] for i in idx], [ls[i] for i in idx])
-                sw = np.where(ys[idx] > 0, 0.5 / pos, 0.5 / (1 - pos)).astype(np.float32)
+                sw = weights[idx]
                 losses.append(float(temporal.train_on_batch([x, lg, m], ys[idx][:, None], sample_weight=sw)))
             vl = self.temporal_logits(*val[:2])
             history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
@@ -384,7 +402,10 @@ class Trainer:
         pools = pool_indices(domains, labels)
         sampler = BalancedSampler(pools, balanced_weights(pools, DOMAIN_SHARE), seed=opt.seed)
         log.info("sampler shares: %s", sampler.shares())
-        stage1 = self.train_frames(views, sampler, labels, val_x, va.label)
+        if opt.temporal_only:  # the frame model as loaded from --init
+            stage1 = {"skipped": f"frame model from {self.cfg.notes.get('warm_start')}"}
+        else:
+            stage1 = self.train_frames(views, sampler, labels, val_x, va.label)
 
         # stage 2: the temporal model on features of the fine-tuned network
         train_feats, train_logits = (list(t) for t in zip(*(self.pooled(v) for v in views), strict=True))
@@ -397,14 +418,18 @@ class Trainer:
         va_clips = self.clip_sequences(va, [val_feats], [val_logits]) + self.clip_variants(va, 0, "stress")
         te_clips = self.clip_sequences(te, [test_feats], [test_logits])
         pf, pl, py = self.sequences_from_views(train_feats, train_logits, labels, sampler.batch(8000))
-        rep = max(1, 2500 // max(1, len(tr_clips)))  # clips are few: repeat them so they count
-        seq_train = (pf + [c[0] for c in tr_clips] * rep, pl + [c[1] for c in tr_clips] * rep,
-                     np.concatenate([py, np.array([c[2] for c in tr_clips] * rep, np.float32)]))
+        cy = np.array([c[2] for c in tr_clips], np.float32)
+        seq_train = (pf + [c[0] for c in tr_clips], pl + [c[1] for c in tr_clips], np.concatenate([py, cy]))
+        # Half the weight on pseudo-sequences, half on clips; real and fake alike within each.
+        # Measured: clip sequences are mostly fake (generator clips, self-blended and stressed
+        # copies), and without this the LSTM learned "a face that moves is fake" and pushed
+        # real talking-face clips with frame scores of 0.3 to 0.8-0.99.
+        weights = np.concatenate([balanced_label_weights(py, 0.5), balanced_label_weights(cy, 0.5)])
         single = ~(va.clip >= 0)  # photos and crops; clip frames count through their clip
         seq_val = ([f[None] for f in val_feats[single]] + [c[0] for c in va_clips],
                    [np.array([g]) for g in val_logits[single]] + [c[1] for c in va_clips],
                    np.concatenate([va.label[single], [c[2] for c in va_clips]]).astype(np.float32))
-        temporal_history = self.train_temporal(seq_train, seq_val)
+        temporal_history = self.train_temporal(seq_train, seq_val, weights=weights)
 
         # calibration and thresholds on val: crops, photos, clips, and reals under stress
         v_logit = self.temporal_logits(*seq_val[:2])
