@@ -25,12 +25,15 @@ MIN_FACE_PX = 32  # smaller detections are dropped (HOG's smallest face at 2x up
 MIN_EXTRA_SCORE = 0.3  # a second, third... face needs this HOG score (weak ones are mostly false)
 # A frame this dark or flat (grey mean / standard deviation) is searched on a CLAHE copy.
 DARK_MEAN, FLAT_STD = 90.0, 40.0
-# Clip search: full-frame passes from cheap to costly, (longest side or 0 = full frame, upsample).
-# The HOG window is 80 px, so on a 1920x1080 frame they find faces of about >= 240, 120, 80 and
-# 40 px. Every key frame gets the cheap ones; the costly ones run on at most two probe frames,
-# only when the cheap ones found nothing anywhere.
-CHEAP_PASSES = ((DETECT_MAX_SIDE, 0), (DETECT_MAX_SIDE, 1))
-SEARCH_PASSES = ((0, 0), (0, 1))
+# Clip search: full-frame HOG passes, (longest side or 0 = full frame, upsample). The HOG window
+# is 80 px, so on a 1920x1080 frame the cheap passes find faces of about >= 240 px (640 px copy)
+# and >= 100 px (768 px copy at 2x: every face large enough to judge in a clip); the search
+# pass, 2x on the full frame (4x the pixels, about 1 s here), finds faces down to about 40 px.
+# Key frames get the cheap passes in order until one finds a face, except the middle key frame,
+# which always gets the finer one (a small face beside a large one). The search pass runs on
+# one probe frame, only when the cheap passes found nothing in any key frame.
+CHEAP_PASSES = ((DETECT_MAX_SIDE, 0), (768, 1))
+SEARCH_PASSES = ((0, 1),)
 SEARCH_MIN_SCORE = 0.2  # a face found only by a search pass needs this HOG score
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 110  # a tracked face is re-detected in a crop scaled so it is about this wide
@@ -124,14 +127,6 @@ def enhance(rgb: np.ndarray) -> np.ndarray:
     return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
 
 
-def _view(rgb: np.ndarray, enhanced: bool | None) -> np.ndarray:
-    """What the detector looks at: the frame itself, or its CLAHE copy when ``enhanced`` (None:
-    decide by :func:`needs_enhancing`)."""
-    if enhanced is None:
-        enhanced = needs_enhancing(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    return enhance(rgb) if enhanced else rgb
-
-
 def _hog_boxes(view: np.ndarray, max_side: int, upsample: int,
                adjust: float = 0.0) -> list[tuple[tuple[float, float, float, float], float]]:
     """HOG on ``view`` downscaled to ``max_side`` (0: as is). Returns ((x0, y0, x1, y1) in view
@@ -182,11 +177,15 @@ def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
     retries on a reflect-padded copy (faces cut by the border, as in tight face crops), on the
     whole frame at 2x for large photos (small faces), and with dlib's CNN detector. Landmarks
     are fitted on the full-resolution frame. ``enhanced``: look at a CLAHE copy of the frame
-    (True), the frame as is (False), or decide by its brightness and contrast (None).
+    (True) or the frame as is (False, as training does); None: as is, then, if that finds
+    nothing, at the CLAHE copy (with ``thorough``, the 2x pass for large photos runs there).
     """
     if min(rgb.shape[:2]) < MIN_FACE_PX:  # too small to hold a face we could judge
         return []
-    view = _view(rgb, enhanced)
+    if enhanced is None:
+        return (detect_faces(rgb, thorough=thorough, max_side=max_side, enhanced=False)
+                or detect_faces(rgb, thorough=thorough, max_side=max_side, enhanced=True))
+    view = enhance(rgb) if enhanced else rgb
     small, f = _downscale(view, max_side)
     found = _rects_hog(small, 0)
     if not found:
@@ -199,7 +198,7 @@ def detect_faces(rgb: np.ndarray, *, thorough: bool = False,
         found = [(r, sc) for r, sc in _rects_hog(padded, 0)
                  if 0 <= r.center().x - ph < ws and 0 <= r.center().y - ph < hs]
         off = ph if found else 0
-        if not found and f > 1.5 and enhanced is not False:  # a large photo: small faces at 2x
+        if not found and f > 1.5 and enhanced:  # a large photo: small faces at 2x
             boxes = [bs for bs in _hog_boxes(view, 0, 1) if bs[1] >= SEARCH_MIN_SCORE]
             if boxes:
                 return _faces_from_boxes(view, boxes)
@@ -275,9 +274,8 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
     """Faces in the sampled frames of one clip: one list per frame, largest face first.
 
     frames: (H, W, 3) uint8 RGB each. KEY_FRAMES frames spread over the clip are searched whole
-    with the cheap passes (a CLAHE copy when the clip is dark or flat); if that finds nothing,
-    up to two probe frames get the search passes (full resolution, then 2x), down to faces
-    about 40 px wide. Every face found is then followed through the other frames by
+    with the cheap pass (a CLAHE copy when the clip is dark or flat); if that finds nothing,
+    the middle one gets the search pass, down to faces about 40 px wide. Every face found is then followed through the other frames by
     re-detecting it in a small crop around where it was (forwards, then backwards), which costs
     a few milliseconds a frame instead of a whole-frame search.
     """
@@ -295,14 +293,12 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
 
     per: list[list[Face] | None] = [None] * n
     keys = sorted(set(np.linspace(0, n - 1, min(KEY_FRAMES, n)).round().astype(int).tolist()))
+    mid = min(keys, key=lambda i: abs(i - (n - 1) / 2))
     for i in keys:
-        per[i] = _search(view(i), CHEAP_PASSES) if min(frames[i].shape[:2]) >= MIN_FACE_PX else []
+        passes = CHEAP_PASSES[-1:] if i == mid else CHEAP_PASSES
+        per[i] = _search(view(i), passes) if min(frames[i].shape[:2]) >= MIN_FACE_PX else []
     if not any(per[i] for i in keys):
-        probes = sorted(keys, key=lambda i: abs(i - (n - 1) / 2))[:2]
-        for i in probes:
-            per[i] = _search(view(i), SEARCH_PASSES)
-            if per[i]:
-                break
+        per[mid] = _search(view(mid), SEARCH_PASSES)
     done = 0
 
     def follow(order) -> None:
