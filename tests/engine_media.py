@@ -217,7 +217,7 @@ def dim_far_clip(
     ph, pw = person.shape[:2]
     for i in range(n_frames):
         frame = bg.copy()
-        x, y = 1100 + 4 * i, 380 + i
+        x, y = _dim_far_origin(face_px, i)
         frame[y : y + ph, x : x + pw] = person
         writer.write(cv2.cvtColor(cv2.LUT(frame, lut), cv2.COLOR_RGB2BGR))
     writer.release()
@@ -227,5 +227,10 @@ def dim_far_clip(
 def dim_far_face_box(face_px: float, frame: int) -> tuple[float, float, float, float]:
     """Where the face is in frame ``frame`` of :func:`dim_far_clip` (x0, y0, x1, y1)."""
     k = face_px / 87.0
-    x, y = 1100 + 4 * frame, 380 + frame
+    x, y = _dim_far_origin(face_px, frame)
     return (x + 179 * k, y + 83 * k, x + 266 * k, y + 170 * k)
+
+
+def _dim_far_origin(face_px: float, frame: int) -> tuple[int, int]:
+    side = round(512 * face_px / 87.0)  # the shrunk astronaut's size
+    return min(1100, 1800 - side) + 4 * frame, min(380, 1040 - side) + frame
