@@ -28,12 +28,13 @@ DARK_MEAN, FLAT_STD = 90.0, 40.0
 # Clip search: full-frame HOG passes, (longest side or 0 = full frame, upsample). The HOG window
 # is 80 px, so on a 1920x1080 frame the cheap passes find faces of about >= 240 px (640 px copy)
 # and >= 100 px (768 px copy at 2x: every face large enough to judge in a clip); the search
-# pass, 2x on the full frame (4x the pixels, about 1 s here), finds faces down to about 40 px.
-# Key frames get the cheap passes in order until one finds a face, except the middle key frame,
-# which always gets the finer one (a small face beside a large one). The search pass runs on
-# one probe frame, only when the cheap passes found nothing in any key frame.
+# passes find faces >= 60 px (1280 px copy at 2x) and down to about 40 px (the full frame at 2x,
+# 4x its pixels: about 1 s here). Key frames get the cheap passes in order until one finds a
+# face, except the middle key frame, which gets the finer one first (it finds every judgeable
+# face); when that found faces, the other key frames only look for large new ones. The search
+# passes run on that middle frame only, and only when the cheap passes found nothing.
 CHEAP_PASSES = ((DETECT_MAX_SIDE, 0), (768, 1))
-SEARCH_PASSES = ((0, 1),)
+SEARCH_PASSES = ((1280, 1), (0, 1))
 SEARCH_MIN_SCORE = 0.2  # a face found only by a search pass needs this HOG score
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 110  # a tracked face is re-detected in a crop scaled so it is about this wide
@@ -274,10 +275,11 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
     """Faces in the sampled frames of one clip: one list per frame, largest face first.
 
     frames: (H, W, 3) uint8 RGB each. KEY_FRAMES frames spread over the clip are searched whole
-    with the cheap pass (a CLAHE copy when the clip is dark or flat); if that finds nothing,
-    the middle one gets the search pass, down to faces about 40 px wide. Every face found is then followed through the other frames by
-    re-detecting it in a small crop around where it was (forwards, then backwards), which costs
-    a few milliseconds a frame instead of a whole-frame search.
+    with the cheap passes (a CLAHE copy when the clip is dark or flat); if they find nothing,
+    the middle one gets the search passes, down to faces about 40 px wide. Every face found is
+    then followed through the other frames by re-detecting it in a small crop around where it
+    was (forwards, then backwards), which costs a few milliseconds a frame instead of a
+    whole-frame search.
     """
     n = len(frames)
     if n == 0:
@@ -294,9 +296,12 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
     per: list[list[Face] | None] = [None] * n
     keys = sorted(set(np.linspace(0, n - 1, min(KEY_FRAMES, n)).round().astype(int).tolist()))
     mid = min(keys, key=lambda i: abs(i - (n - 1) / 2))
+    if min(frames[0].shape[:2]) < MIN_FACE_PX:
+        return [[] for _ in frames]
+    per[mid] = _search(view(mid), CHEAP_PASSES[-1:])
     for i in keys:
-        passes = CHEAP_PASSES[-1:] if i == mid else CHEAP_PASSES
-        per[i] = _search(view(i), passes) if min(frames[i].shape[:2]) >= MIN_FACE_PX else []
+        if i != mid:  # faces seen in the middle are followed there; look for large new ones
+            per[i] = _search(view(i), CHEAP_PASSES[:1] if per[mid] else CHEAP_PASSES)
     if not any(per[i] for i in keys):
         per[mid] = _search(view(mid), SEARCH_PASSES)
     done = 0
