@@ -37,8 +37,8 @@ CHEAP_PASSES = ((DETECT_MAX_SIDE, 0), (768, 1))
 SEARCH_PASSES = ((1280, 1), (0, 1))
 SEARCH_MIN_SCORE = 0.2  # a face found only by a search pass needs this HOG score
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
-TRACK_FACE_PX = 110  # a tracked face is re-detected in a crop scaled so it is about this wide
-TRACK_REACH = 1.5  # the crop reaches this many face sizes beyond the face on each side
+TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
+TRACK_REACH = 1.0  # the crop reaches this many face sizes beyond the face on each side
 
 
 def _models_dir() -> Path:
@@ -252,7 +252,10 @@ def _near(view: np.ndarray, face: Face) -> Face | None:
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     k = TRACK_FACE_PX / s
-    crop = cv2.resize(view[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
+    crop = view[y0:y1, x0:x1]
+    if crop.ndim == 3:  # grey: HOG on one channel is about 1.6x faster on these small crops
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    crop = cv2.resize(crop, (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
                       interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
     best, best_d = None, math.inf
     for (bx0, by0, bx1, by1), score in _hog_boxes(crop, 0, 0, -0.2):
