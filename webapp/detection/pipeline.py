@@ -170,7 +170,8 @@ class Detector:
                             timings=_round(timings), **base)
         if not all(judged):
             what = "All faces were" if not any(judged) else f"{judged.count(False)} face(s) were"
-            warnings.append(f"{what} too small to judge (largest {round(max(track_px))} px wide; the "
+            small = max(px for px, ok in zip(track_px, judged, strict=True) if not ok)
+            warnings.append(f"{what} too small to judge (largest {round(small)} px wide; the "
                             f"model needs at least {round(min_px)} px): shown, but not scored.")
 
         t = time.perf_counter()
