@@ -11,7 +11,7 @@ slowly across a 1920x1080 canvas. Each source is shown under every condition:
 - ``tilted``: rotated by +20 or -20 degrees (alternating by source);
 - ``two faces``: a second face (another source, shrunk) pasted beside the first.
 
-The canvas behind a shrunk frame is the frame itself blurred beyond recognition. The ground
+The canvas behind a shrunk frame is the frame's colours smeared over it (no face left in it). The ground
 truth is where the old detector finds the face in the source frame (frames where it finds
 none are left out: nothing to compare), moved with the same transform. A face counts as found
 when a detection's centre is within half a face width of it; any other detection is false.
@@ -106,7 +106,7 @@ def picture_scene(path: Path, face_px: float = 200.0) -> Scene | None:
     img = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
     img = img[: H - 60, : W - 200]
     frames, boxes = [], []
-    bg = cv2.GaussianBlur(cv2.resize(img, (W, H)), (0, 0), 30)
+    bg = _backdrop(img)
     b = [(v - pad) * k for v in faces[0].box]
     for i in range(N_FRAMES):
         x, y = 700 - img.shape[1] // 2 + 8 * i, (H - img.shape[0]) // 2 + 3 * (i - N_FRAMES // 2)
@@ -115,6 +115,13 @@ def picture_scene(path: Path, face_px: float = 200.0) -> Scene | None:
         frames.append(canvas)
         boxes.append((b[0] + x, b[1] + y, b[2] + x, b[3] + y))
     return Scene(path.name, frames, boxes)
+
+
+def _backdrop(frame: np.ndarray) -> np.ndarray:
+    """The frame's colours, smeared over 1920x1080 (16x9 cells, smoothly interpolated): a
+    background with no face left in it, however much the frame is enlarged."""
+    tiny = cv2.resize(frame, (16, 9), interpolation=cv2.INTER_AREA)
+    return cv2.resize(tiny, (W, H), interpolation=cv2.INTER_CUBIC)
 
 
 def _affine(frame: np.ndarray, m: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -148,7 +155,7 @@ def condition(scene: Scene, cond: str, other: Scene, k: int) -> tuple[list[np.nd
             frames.append(dim(fr) if cond == "dark" else fr)
             truths.append([box] if box else [])
             continue
-        bg = cv2.GaussianBlur(cv2.resize(fr, (W, H)), (0, 0), 30)
+        bg = _backdrop(fr)
         h, w = fr.shape[:2]
         if cond.startswith("far"):
             s = int(cond.split()[1]) / max(scene.face_px, 1.0)

@@ -35,7 +35,7 @@ DARK_MEAN, FLAT_STD = 90.0, 40.0
 # passes run on that middle frame only, and only when the cheap passes found nothing.
 CHEAP_PASSES = ((DETECT_MAX_SIDE, 0), (768, 1))
 SEARCH_PASSES = ((1280, 1), (0, 1))
-SEARCH_MIN_SCORE = 0.2  # a face found only by a search pass needs this HOG score
+SEARCH_MIN_SCORE = 0.0  # a face found only by a search pass needs this HOG score (dlib default)
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
 TRACK_REACH = 1.0  # the crop reaches this many face sizes beyond the face on each side
