@@ -32,9 +32,10 @@ DARK_MEAN, FLAT_STD = 90.0, 40.0
 # 4x its pixels: about 1 s here). Key frames get the cheap passes in order until one finds a
 # face, except the middle key frame, which gets the finer one first (it finds every judgeable
 # face); when that found faces, the other key frames only look for large new ones. The search
-# passes run on that middle frame only, and only when the cheap passes found nothing.
+# passes run on that middle frame only, and only when the cheap passes found nothing sure.
 CHEAP_PASSES = ((DETECT_MAX_SIDE, 0), (768, 1))
 SEARCH_PASSES = ((1280, 1), (0, 1))
+SURE_SCORE = 0.5  # a key frame detection this sure spares the search passes
 SEARCH_MIN_SCORE = 0.0  # a face found only by a search pass needs this HOG score (dlib default)
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
@@ -278,8 +279,8 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
     """Faces in the sampled frames of one clip: one list per frame, largest face first.
 
     frames: (H, W, 3) uint8 RGB each. KEY_FRAMES frames spread over the clip are searched whole
-    with the cheap passes (a CLAHE copy when the clip is dark or flat); if they find nothing,
-    the middle one gets the search passes, down to faces about 40 px wide. Every face found is
+    with the cheap passes (a CLAHE copy when the clip is dark or flat); if they find nothing
+    (or nothing sure), the middle one gets the search passes, down to faces about 40 px wide. Every face found is
     then followed through the other frames by re-detecting it in a small crop around where it
     was (forwards, then backwards), which costs a few milliseconds a frame instead of a
     whole-frame search.
@@ -305,8 +306,13 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
     for i in keys:
         if i != mid:  # faces seen in the middle are followed there; look for large new ones
             per[i] = _search(view(i), CHEAP_PASSES[:1] if per[mid] else CHEAP_PASSES)
-    if not any(per[i] for i in keys):
-        per[mid] = _search(view(mid), SEARCH_PASSES)
+    if not any(f.score >= SURE_SCORE for i in keys for f in per[i]):
+        # Nothing, or only weak detections (often a large false one): search the middle frame
+        # finely too, and keep what is new.
+        found = per[mid]
+        for f in _search(view(mid), SEARCH_PASSES):
+            if len(found) < MAX_FACES_PER_FRAME and not _matched(f, found):
+                found.append(f)
     done = 0
 
     def follow(order) -> None:
