@@ -201,3 +201,36 @@ def two_faces() -> np.ndarray:
     """(256, 512, 3): two copies of the astronaut's head side by side, well apart."""
     head = astronaut()[30:286, 96:352]  # 256x256 around the face
     return np.ascontiguousarray(np.concatenate([head, head], axis=1))
+
+
+def dim_far_clip(
+    path: Path, *, face_px: float = 60.0, gain: float = 0.4, gamma: float = 1.8, n_frames: int = 30
+) -> Path:
+    """A dim room seen from afar: 1920x1080, 3 s at 10 fps (mp4v), the astronaut shrunk so
+    her face is about ``face_px`` wide (87 px in the original), drifting slowly across a
+    blurred coffee-cup background, then darkened (``gamma`` then ``gain``)."""
+    k = face_px / 87.0
+    person = cv2.resize(astronaut(), None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    bg = cv2.GaussianBlur(cv2.resize(coffee(), (1920, 1080)), (0, 0), 15)
+    lut = (255 * gain * (np.arange(256) / 255.0) ** gamma).clip(0, 255).astype(np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (1920, 1080))
+    ph, pw = person.shape[:2]
+    for i in range(n_frames):
+        frame = bg.copy()
+        x, y = _dim_far_origin(face_px, i)
+        frame[y : y + ph, x : x + pw] = person
+        writer.write(cv2.cvtColor(cv2.LUT(frame, lut), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def dim_far_face_box(face_px: float, frame: int) -> tuple[float, float, float, float]:
+    """Where the face is in frame ``frame`` of :func:`dim_far_clip` (x0, y0, x1, y1)."""
+    k = face_px / 87.0
+    x, y = _dim_far_origin(face_px, frame)
+    return (x + 179 * k, y + 83 * k, x + 266 * k, y + 170 * k)
+
+
+def _dim_far_origin(face_px: float, frame: int) -> tuple[int, int]:
+    side = round(512 * face_px / 87.0)  # the shrunk astronaut's size
+    return min(1100, 1800 - side) + 4 * frame, min(380, 1040 - side) + frame

@@ -16,9 +16,12 @@ from webapp.detection.faces import (
     Face,
     chip_from_crop,
     detect_faces,
+    enhance,
+    find_faces,
     landmarks68,
     link_tracks,
     make_chip,
+    needs_enhancing,
     reflect_pad,
 )
 from webapp.detection.media import sample_video
@@ -237,3 +240,62 @@ def test_link_tracks_rules() -> None:
     tracks = link_tracks([[_face(100, 100, 50)], [_face(105, 100, 50), _face(110, 100, 50)]])
     assert sorted(len(t) for t in tracks) == [1, 2]
     assert link_tracks([]) == [] and link_tracks([[], []]) == []
+
+
+# ------------------------------------------------------------------ dim rooms, far away
+@pytest.fixture(scope="module")
+def dim_far(tmp_path_factory) -> tuple[list[np.ndarray], list[int]]:
+    """The sampled frames (and their source indices) of a dark 1080p clip, face about 60 px."""
+    s = sample_video(em.dim_far_clip(tmp_path_factory.mktemp("dim") / "far.mp4", face_px=60), 16)
+    return s.frames, s.indices
+
+
+def test_dim_far_face_found_in_every_frame(dim_far) -> None:
+    """A face about 60 px wide in a dark 1080p frame: found and followed in all 16 sampled
+    frames, where it is, with no other detection."""
+    frames, indices = dim_far
+    assert len(frames) == 16 and frames[0].shape == (1080, 1920, 3)
+    assert float(np.mean(frames[8])) < 60  # it is dark
+    per_frame = find_faces(frames)
+    for faces, index in zip(per_frame, indices, strict=True):
+        assert len(faces) == 1, (index, faces)
+        x0, y0, x1, y1 = em.dim_far_face_box(60, index)
+        cx, cy = faces[0].center
+        assert abs(cx - (x0 + x1) / 2) < 15 and abs(cy - (y0 + y1) / 2) < 15, (index, faces[0].box)
+        assert 40 < faces[0].size < 85
+    tracks = link_tracks(per_frame)
+    assert [len(t) for t in tracks] == [16]
+
+
+def test_dim_far_control_old_detector_misses_it(dim_far) -> None:
+    """Control: HOG on the 640-px copy, as every frame got before, finds nothing here."""
+    frames, _ = dim_far
+    assert all(detect_faces(f, enhanced=False) == [] for f in frames[::5])
+
+
+def test_find_faces_follows_two_faces_and_ignores_coffee(tmp_path: Path) -> None:
+    base = em.two_faces()
+    frames = [np.ascontiguousarray(np.roll(base, dx, axis=1)) for dx in range(0, 48, 4)]
+    per_frame = find_faces(frames)
+    assert all(len(f) == 2 for f in per_frame)
+    assert [len(t) for t in link_tracks(per_frame)] == [12, 12]
+    s = sample_video(em.no_face_clip(tmp_path / "coffee.mp4"), 8)
+    assert find_faces(s.frames) == [[] for _ in range(8)]
+    assert find_faces([]) == []
+
+
+def test_enhance_only_when_dark_and_photos_try_as_is_first() -> None:
+    """Dark frames are searched on a CLAHE copy (more contrast); a normal photo is searched as
+    is first, so its face box, and chip, are the ones training saw."""
+    lut = (255 * 0.3 * (np.arange(256) / 255.0) ** 1.8).clip(0, 255).astype(np.uint8)
+    dark = cv2.LUT(em.astronaut(), lut)
+    grey = cv2.cvtColor(dark, cv2.COLOR_RGB2GRAY)
+    assert needs_enhancing(grey) and not needs_enhancing(
+        cv2.cvtColor(em.astronaut(), cv2.COLOR_RGB2GRAY)
+    )
+    assert enhance(dark).shape == grey.shape and enhance(dark).std() > 1.5 * grey.std()
+    as_is = main_face(detect_faces(em.astronaut(), thorough=True, enhanced=False))
+    either = main_face(detect_faces(em.astronaut(), thorough=True, enhanced=None))
+    assert either.box == as_is.box
+    np.testing.assert_array_equal(either.landmarks, as_is.landmarks)
+    assert main_face(detect_faces(dark, thorough=True, enhanced=True)).size > 60

@@ -171,3 +171,38 @@ def test_real_dfdc_clip(engine):
     assert a.media.width == 1920 and a.frames_sampled == engine.cfg.frames
     assert a.faces_found >= engine.cfg.frames - 2
     assert a.verdict in {"real", "inconclusive", "fake"}
+
+
+@pytest.fixture(scope="module")
+def dim_clips(tmp_path_factory) -> dict[str, Path]:
+    import engine_media as em
+
+    d = tmp_path_factory.mktemp("dim")
+    return {
+        "far": em.dim_far_clip(d / "far.mp4", face_px=60),
+        "near": em.dim_far_clip(d / "near.mp4", face_px=130),
+    }
+
+
+def test_face_too_small_to_judge(engine, dim_clips):
+    """A 60 px face in a dark 1080p clip is found, shown and followed, but not judged: the
+    verdict says so with its size instead of "no face found" or a score."""
+    a = engine.analyze(dim_clips["far"])
+    assert a.verdict == "no_face" and a.p_fake is None and a.too_small
+    assert 45 <= a.largest_face_px < 100 and a.min_face_px == 100
+    assert a.tracks and all(not t.judged and t.p_fake is None for t in a.tracks)
+    assert a.tracks[0].n_frames == a.frames_sampled
+    assert a.chips and all(c.p_fake is None and c.heatmap is None for c in a.chips)
+    assert all(f.p_fake is None for f in a.frames)
+    assert any("too small to judge" in w for w in a.warnings)
+    d = json.loads(a.to_json())
+    assert d["largest_face_px"] == a.largest_face_px and d["tracks"][0]["judged"] is False
+
+
+def test_dim_face_large_enough_is_judged(engine, dim_clips):
+    """The same dark room with the face at 130 px: a real verdict, every frame scored."""
+    a = engine.analyze(dim_clips["near"])
+    assert a.verdict in {"real", "inconclusive", "fake"} and 0.0 <= a.p_fake <= 1.0
+    assert a.largest_face_px >= 100 and not a.too_small
+    assert a.tracks[0].judged and a.tracks[0].n_frames == a.frames_sampled
+    assert all(c.p_fake is not None for c in a.chips)

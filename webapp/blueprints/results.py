@@ -232,9 +232,18 @@ def build_view(
     explained = sorted((c for c in chips if c["heatmap_url"]), key=lambda c: -(c["p_fake"] or 0))
     timings = result.get("timings") or {}
     media = result.get("media") or {}
+    too_small = None
+    if det.verdict == "no_face" and result.get("largest_face_px") is not None:
+        too_small = {"px": result["largest_face_px"], "needs": result.get("min_face_px")}
     return {
         "thresholds": t,
-        "sentence": verdict_sentence(det.verdict, det.p_fake, t),
+        "too_small": too_small,
+        "sentence": (
+            f"Face too small to judge ({too_small['px']} px wide; needs ≥ {too_small['needs']} px). "
+            "The model's scores on faces this small are not trustworthy (real faces drift towards "
+            "\"fake\"), so there is no verdict. A closer or higher-resolution copy can be judged."
+            if too_small else verdict_sentence(det.verdict, det.p_fake, t)
+        ),
         "score": score_pct(det.p_fake, t) if det.p_fake is not None else None,
         "gauge": gauge(det.p_fake, t),
         "timeline": timeline(result, t) if media.get("media_type") == "video" else None,

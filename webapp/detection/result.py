@@ -37,19 +37,22 @@ class FrameScore:
     timestamp: float
     track: int
     box: tuple[int, int, int, int]
-    p_fake: float
+    p_fake: float | None  # None: the face is too small to judge
 
 
 @dataclass
 class TrackScore:
-    """A face followed across frames. ``p_fake`` is the calibrated temporal (LSTM) score."""
+    """A face followed across frames. ``p_fake`` is the calibrated temporal (LSTM) score; None
+    (and ``judged`` False) when the face is too small to judge."""
 
     id: int
     n_frames: int
-    p_fake: float
-    p_fake_frame_mean: float
+    p_fake: float | None
+    p_fake_frame_mean: float | None
     first_timestamp: float
     last_timestamp: float
+    face_px: int = 0  # median face width in source pixels
+    judged: bool = True  # False: too small to judge; shown, but not part of the verdict
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Chip:
     index: int
     timestamp: float
     track: int
-    p_fake: float
+    p_fake: float | None  # None: too small to judge
     image: np.ndarray = field(repr=False)
     heatmap: np.ndarray | None = field(default=None, repr=False)  # (S, S, 3) uint8 RGB overlay
 
@@ -69,6 +72,9 @@ class Analysis:
     """Everything the engine found about one file. ``to_dict()`` is JSON-serialisable.
 
     ``p_fake`` is None exactly when ``verdict == "no_face"``: a missing face is never "real".
+    When faces were found but all were too small to judge, the verdict is still "no_face" and
+    ``largest_face_px`` (source pixels) says how big the largest was; ``min_face_px`` is the
+    size a face needs to be judged.
     """
 
     path: str
@@ -84,11 +90,19 @@ class Analysis:
     timings: dict[str, float]
     chips: list[Chip] = field(default_factory=list, repr=False)
     warnings: list[str] = field(default_factory=list)
+    min_face_px: int = 0
+    largest_face_px: int | None = None
+
+    @property
+    def too_small(self) -> bool:
+        """Faces were found, but none large enough to judge."""
+        return self.verdict == "no_face" and self.largest_face_px is not None
 
     @property
     def suspicious_track(self) -> TrackScore | None:
-        """The track that decided the verdict (the most suspicious one), if any."""
-        return max(self.tracks, key=lambda t: t.p_fake) if self.tracks else None
+        """The track that decided the verdict (the most suspicious judged one), if any."""
+        judged = [t for t in self.tracks if t.judged]
+        return max(judged, key=lambda t: t.p_fake) if judged else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
