@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--write-metrics", action="store_true",
+                    help="store each model's rows as 'false_alarms' in its metrics.json and config.json (the card shows them)")
     args = ap.parse_args()
     from webapp.detection.pipeline import Detector
 
@@ -173,6 +175,15 @@ def main() -> None:
                 print(f"| {c} | {kind} | {n} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+    if args.write_metrics:
+        for d in detectors:
+            mine = [r for r in rows if r["model"] == d.version and r["n"]]
+            for name in ("metrics.json", "config.json"):
+                path = Path(d.model_dir) / name
+                data = json.loads(path.read_text())
+                (data if name == "metrics.json" else data.setdefault("metrics", {}))["false_alarms"] = mine
+                path.write_text(json.dumps(data, indent=2) + "\n")
+            print(f"wrote false_alarms into {d.model_dir}")
 
 
 if __name__ == "__main__":
