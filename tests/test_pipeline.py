@@ -58,9 +58,11 @@ def test_clip_faces_found_and_timestamps(engine, clip_analysis):
 def test_clip_verdict_follows_thresholds(engine, clip_analysis):
     a, _ = clip_analysis
     assert a.p_fake is not None and 0.0 <= a.p_fake <= 1.0
-    assert a.verdict == engine.cfg.verdict(a.p_fake)
+    assert a.verdict == engine.cfg.verdict(a.p_fake, "video")
     assert a.p_fake == max(t.p_fake for t in a.tracks)
-    assert a.thresholds == engine.cfg.thresholds
+    assert a.thresholds == engine.cfg.thresholds_for("video")  # a clip is judged by the clip bands
+    if engine.cfg.clip_fake_above is not None:
+        assert a.thresholds == {"real_below": engine.cfg.clip_real_below, "fake_above": engine.cfg.clip_fake_above}
     assert a.model_version == engine.version
     json.loads(a.to_json())  # serialisable
 

@@ -243,6 +243,7 @@ def test_identical_upload_by_someone_else_is_analysed_again_as_theirs(app, files
     assert "already analysed" not in html and first.id not in html
     bob_ids = re.findall(r"/results/([0-9a-f]{32})", html)
     assert bob_ids and first.id not in bob_ids
+    wait_for_job(app, bob_ids[0])  # the job runs in the background: wait for it, then count
     assert len(detector.calls) == 2  # analysed twice, once per owner
     again = upload(alice, files["photo_jpg"], name="again.jpg", follow=True)  # but not twice
     assert "You already analysed this exact file" in again.get_data(as_text=True)

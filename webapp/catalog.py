@@ -105,7 +105,7 @@ def describe(entry: registry.ModelEntry) -> dict[str, Any]:
         "anchor": anchor(entry.version),
         "trained_on": entry.trained_on,
         "backbone": cfg.get("backbone"),
-        "thresholds": {k: cfg.get(k) for k in ("real_below", "fake_above")},
+        "thresholds": {k: cfg.get(k) for k in ("real_below", "fake_above", "clip_real_below", "clip_fake_above")},
         "headline": entry.headline(),
         "metrics": services.metrics_table({"metrics": metrics}),
         "groups": groups,

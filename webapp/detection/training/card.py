@@ -63,8 +63,8 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "flask --app app train --data ../shared/data/dfdc_faces --data ../shared/data/ffpp_faces \\",
         "    --data ../shared/data/real_faces --data ../shared/data/photos --data ../shared/data/generators \\",
         "    --data ../shared/data/videos --out model/VERSION/ [--init model/PREVIOUS_VERSION/]",
-        "python -m benchmarks.generalisation --model model/      # held-out generator methods, through analyze()",
-        "python -m benchmarks.false_alarms --model model/        # reals under shrinking, compression, dark...",
+        "python -m benchmarks.generalisation --model model/VERSION --write-metrics   # unseen generators, through analyze()",
+        "python -m benchmarks.false_alarms --model model/VERSION --write-metrics     # reals shrunk, compressed, dark...",
         "flask --app app evaluate ../shared/data/dfdc_faces/labels.csv --split test --limit 600",
         "```",
         "",
@@ -77,6 +77,9 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         f"- Verdict bands: real if p < {cfg.real_below}, fake if p >= {cfg.fake_above}, otherwise inconclusive; "
         "no face found is its own verdict, never \"real\"",
     ]
+    if cfg.clip_fake_above is not None:
+        lines.append(f"- Clips have bands of their own: real if p < {cfg.clip_real_below}, fake if p >= "
+                     f"{cfg.clip_fake_above} (real footage scores higher as a clip than as one photo)")
     if "thresholds" in notes:
         t = notes["thresholds"]
         lines.append(f"- Threshold rule: {t['rule']}. On validation this gives a false-alarm rate of "
@@ -85,8 +88,8 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "",
         "## Training data",
         f"Folders: {', '.join(cfg.trained_on) or '–'} (from ../shared/data; research-only data sets: DFDC and "
-        "FaceForensics++ c23, plus extra real faces and real talking-face clips). The model is not trained on, "
-        "and must not redistribute, anything else.",
+        "FaceForensics++ c23, plus extra real faces, real talking-face clips, face photos and generator clips as "
+        "their folders allow). The model is not trained on, and must not redistribute, anything else.",
         "",
         "Split: DFDC, FaceForensics++, real crops and whole clips by `group` hash into train 75% / validation "
         "12.5% / test 12.5%: a DFDC fake and its original, and clips of one recording, are always on the same "
@@ -95,6 +98,8 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "whole, so validation measures generators the model never trained on. Validation chose the temperature "
         "and the thresholds; **test** was used for nothing but the figures below.",
     ]
+    if notes.get("training"):
+        lines += ["", f"Training: {notes['training']}."]
     if counts:
         lines.append("")
         lines.append("| split | chips | fake | notes |")
