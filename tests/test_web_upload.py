@@ -245,12 +245,12 @@ def test_unexpected_engine_error_is_logged_not_shown(app, client, files, detecto
 
 
 def test_failed_database_write_leaves_nothing_on_disk(app, client, files, monkeypatch):
-    from webapp import services
+    from webapp.extensions import db
 
     def broken_commit():
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services.db.session, "commit", broken_commit)
+    monkeypatch.setattr(db.session, "commit", broken_commit)
     response = upload(client, files["photo_jpg"])
     assert response.status_code == 500
     monkeypatch.undo()

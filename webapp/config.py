@@ -45,8 +45,11 @@ class DefaultConfig:
     #: Apply the migrations (``migrations/``) at start-up. False: run ``flask --app app db
     #: upgrade`` yourself before starting the new version.
     AUTO_MIGRATE = True
-    UPLOAD_FOLDER: str | None = None
-    RESULTS_FOLDER: str | None = None
+    #: Uploads and result files live under this folder (None: the instance folder). With
+    #: several machines (see README "Scaling out") every web and worker machine mounts it.
+    STORAGE_ROOT: str | None = None
+    UPLOAD_FOLDER: str | None = None  # None: STORAGE_ROOT/uploads
+    RESULTS_FOLDER: str | None = None  # None: STORAGE_ROOT/results
     MODEL_DIR = str(PROJECT_ROOT / "model")
 
     # Upload limits.
