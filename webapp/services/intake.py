@@ -203,7 +203,7 @@ def create_detection(file: FileStorage | None, owner_id: str) -> tuple[Detection
         make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
         # The same bytes may have arrived in another request (thread or process) meanwhile:
         # check again and insert under one lock, so identical uploads make one row.
-        with dedup_lock():
+        with dedup_lock(f"{owner_id}:{sha}"):
             existing = find_existing(sha, version, owner_id)
             if existing is None:
                 retry_locked(lambda: _insert(det))

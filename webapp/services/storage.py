@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import Detection, utcnow
+from .database import sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,13 @@ RESULT_STORAGE_MESSAGE = (
 
 
 def is_storage_error(err: BaseException) -> bool:
-    """A full disk or an unwritable folder (OSError), or SQLite saying its disk is full."""
+    """A full disk or an unwritable folder (OSError), or the database saying its disk is
+    full (SQLite's message; PostgreSQL's SQLSTATE 53100)."""
     if isinstance(err, OSError):
         return err.errno in STORAGE_ERRNOS
     if isinstance(err, OperationalError):
+        if sqlstate(err):
+            return sqlstate(err) == "53100"
         text = str(err.orig if err.orig is not None else err).lower()
         return "disk is full" in text or "readonly database" in text
     return False
