@@ -26,7 +26,7 @@ def create_app(
     it from ``DEEPFAKE_INSTANCE_PATH``, e.g. ``DEEPFAKE_INSTANCE_PATH=/srv/df gunicorn ...``)."""
     from flask import Flask
 
-    from .config import DefaultConfig
+    from .config import DefaultConfig, load_environment
     from .extensions import csrf, db, limiter, migrate
 
     project_root = Path(__file__).resolve().parent.parent
@@ -40,8 +40,7 @@ def create_app(
     )
     app.config.from_object(DefaultConfig)
     if test_config is None:
-        app.config.from_pyfile("config.py", silent=True)
-        app.config.from_prefixed_env()
+        load_environment(app.config)
     else:
         app.config.from_mapping(test_config)
 
@@ -73,7 +72,7 @@ def create_app(
         _configure_sqlite(app)
 
     from . import auth, owners
-    from .blueprints import account, api, history, pages, results, share, upload
+    from .blueprints import account, api, health, history, pages, results, share, upload
 
     auth.init_app(app)
     owners.init_app(app)
@@ -84,6 +83,7 @@ def create_app(
     app.register_blueprint(history.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
     csrf.exempt(api.bp)
 
     from . import errors, templating
@@ -98,9 +98,9 @@ def create_app(
     register_account_cli(app)
 
     from .services.database import startup_lock
-    from .services.jobs import JobRunner
+    from .services.jobs import make_queue
 
-    runner = app.extensions["detection_runner"] = JobRunner(app)
+    runner = app.extensions["detection_runner"] = make_queue(app)
     if app.config["AUTO_MIGRATE"]:
         from .schema import upgrade_database
 
@@ -120,6 +120,8 @@ def create_app(
 def _serving() -> bool:
     """False inside a ``flask`` command other than ``run`` (detect, train, routes, shell...):
     those must not take over the web server's queued jobs. They still would on a request."""
+    if os.environ.get("FACEPROOF_CELERY_WORKER"):  # a Celery worker: the broker recovers
+        return False
     if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
         return True
     return "run" in sys.argv[1:]

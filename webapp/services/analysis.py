@@ -24,7 +24,7 @@ from ..detection.errors import DetectionError
 from ..extensions import db
 from ..models import Detection, utcnow
 from .database import _set_values, retry_locked
-from .presenters import STAGE_ALIASES, iso, overall_progress
+from .presenters import PENDING, STAGE_ALIASES, iso, overall_progress
 from .storage import (
     RESULT_STORAGE_MESSAGE,
     _discard_artefacts,
@@ -95,58 +95,143 @@ def load_detector(app: Flask, version: str | None = None):
 
 
 def run_job(app: Flask, detection_id: str, runner_id: str) -> None:
-    """Analyse one queued detection. Runs in a worker thread; catches everything."""
+    """Analyse one queued detection of this process's thread pool. Catches everything."""
     with app.app_context():
         if not retry_locked(lambda: _claim(detection_id, runner_id)):
             return  # not queued, or another process's job
-        det = db.session.get(Detection, detection_id)
-        if det is None:
-            return
-        path = upload_path(det)
-        started = time.monotonic()
-        try:
-            if path is None or not path.is_file():
-                raise DetectionError(
-                    "The uploaded file is no longer available. Please upload it again."
-                )
-            report = _ProgressWriter(
-                app, detection_id, float(app.config["PROGRESS_INTERVAL_SECONDS"])
-            )
-            report("load", 0.0)
-            detector = load_detector(app, det.model_version)  # the model named at upload
-            analysis = detector.analyze(
-                str(path),
-                progress=report,
-                max_duration=float(app.config["MAX_DURATION_SECONDS"]),
-                max_pixels=int(app.config["MAX_PIXELS"]),
-            )
-            report("save", 0.0)
-            _finish(det, analysis, time.monotonic() - started)
-        except DetectionError as err:
-            _fail(detection_id, err.code, str(err))
-        except Exception as err:
-            if is_storage_error(err):
-                app.logger.error(
-                    "Result of %s not saved: storage full or not writable (%s)", detection_id, err
-                )
-                _discard_artefacts(detection_id)
-                _fail(detection_id, "storage_error", RESULT_STORAGE_MESSAGE)
-            else:
-                app.logger.exception("Analysis of detection %s failed", detection_id)
-                _fail(
-                    detection_id,
-                    "internal_error",
-                    "Something went wrong inside the detector. The error has been logged; "
-                    "please try again later.",
-                )
-        finally:
-            if not app.config["KEEP_UPLOADS"] and path is not None:
-                path.unlink(missing_ok=True)
-                with contextlib.suppress(Exception):
-                    retry_locked(lambda: _set_values(detection_id, upload_name=None))
-            with contextlib.suppress(Exception):
-                purge_expired()
+        _analyse(app, detection_id, runner_id)
+
+
+def run_delivered_job(app: Flask, detection_id: str, worker_id: str) -> str:
+    """Analyse a detection delivered by the task queue (Celery) to ``worker_id``.
+
+    Idempotent: a row already done or failed (a re-delivered message) is left alone. A row
+    still "running" is a re-delivery after its worker died: it runs again, unless it has
+    already been tried MAX_JOB_ATTEMPTS times, then it is marked failed with the reason.
+    Returns what happened: "done" (analysed; the row says how it went), "finished" (nothing
+    to do), "gave_up" or "missing".
+    """
+    with app.app_context():
+        max_attempts = int(app.config["MAX_JOB_ATTEMPTS"])
+        outcome = retry_locked(lambda: _claim_delivery(detection_id, worker_id, max_attempts))
+        if outcome != "claimed":
             db.session.remove()
+            return outcome
+        _analyse(app, detection_id, worker_id)
+        return "done"
+
+
+def _claim_delivery(detection_id: str, worker_id: str, max_attempts: int) -> str:
+    row = db.session.get(Detection, detection_id)
+    if row is None:
+        return "missing"
+    db.session.refresh(row)
+    if row.status not in PENDING:
+        return "finished"
+    attempts = row.attempts or 0
+    same = update(Detection).where(
+        Detection.id == detection_id,
+        Detection.status == row.status,
+        Detection.attempts == row.attempts,
+    )
+    if row.status == "running" and attempts >= max_attempts:
+        times = "once" if attempts == 1 else f"{attempts} times"
+        res = db.session.execute(
+            same.values(
+                status="failed",
+                stage="failed",
+                error_code="interrupted",
+                error_message=(
+                    f"The analysis was interrupted {times} (the analysis server stopped while "
+                    "working on it), so it was given up. The file may be too demanding; try a "
+                    "shorter clip."
+                ),
+                finished_at=utcnow(),
+            )
+        )
+        db.session.commit()
+        return "gave_up" if res.rowcount else "finished"
+    res = db.session.execute(
+        same.values(
+            owner=worker_id,
+            status="running",
+            stage="load",
+            progress=0.0,
+            attempts=attempts + 1,
+            started_at=utcnow(),
+            error_code=None,
+            error_message=None,
+        )
+    )
+    db.session.commit()
+    return "claimed" if res.rowcount else "finished"
+
+
+def _is_timeout(err: BaseException) -> bool:
+    """Celery's soft time limit (raised inside the task), without importing Celery here."""
+    return type(err).__name__ == "SoftTimeLimitExceeded"
+
+
+def _analyse(app: Flask, detection_id: str, claim: str) -> None:
+    """Run the engine on a claimed row (``owner == claim``) and store the outcome."""
+    det = db.session.get(Detection, detection_id)
+    if det is None:
+        db.session.remove()
+        return
+    path = upload_path(det)
+    started = time.monotonic()
+    try:
+        if path is None or not path.is_file():
+            raise DetectionError(
+                "The uploaded file is no longer available. Please upload it again."
+            )
+        report = _ProgressWriter(app, detection_id, float(app.config["PROGRESS_INTERVAL_SECONDS"]))
+        report("load", 0.0)
+        detector = load_detector(app, det.model_version)  # the model named at upload
+        analysis = detector.analyze(
+            str(path),
+            progress=report,
+            max_duration=float(app.config["MAX_DURATION_SECONDS"]),
+            max_pixels=int(app.config["MAX_PIXELS"]),
+        )
+        report("save", 0.0)
+        _finish(det, analysis, time.monotonic() - started, claim)
+    except DetectionError as err:
+        _fail(detection_id, err.code, str(err), claim)
+    except Exception as err:
+        if _is_timeout(err):
+            _discard_artefacts(detection_id)
+            limit = app.config.get("CELERY_SOFT_TIME_LIMIT")
+            _fail(
+                detection_id,
+                "timeout",
+                f"The analysis took longer than this server allows ({limit} s) and was "
+                "stopped. Try a shorter clip or a smaller file.",
+                claim,
+            )
+        elif is_storage_error(err):
+            app.logger.error(
+                "Result of %s not saved: storage full or not writable (%s)", detection_id, err
+            )
+            _discard_artefacts(detection_id)
+            _fail(detection_id, "storage_error", RESULT_STORAGE_MESSAGE, claim)
+        else:
+            app.logger.exception("Analysis of detection %s failed", detection_id)
+            _fail(
+                detection_id,
+                "internal_error",
+                "Something went wrong inside the detector. The error has been logged; "
+                "please try again later.",
+                claim,
+            )
+    finally:
+        if not app.config["KEEP_UPLOADS"] and path is not None:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(Exception):
+                retry_locked(lambda: _set_values(detection_id, upload_name=None))
+        with contextlib.suppress(Exception):
+            purge_expired()
+        db.session.remove()
 
 
 def _claim(detection_id: str, runner_id: str) -> bool:
@@ -182,7 +267,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _finish(det: Detection, analysis, seconds: float) -> None:
+def _finish(det: Detection, analysis, seconds: float, claim: str | None = None) -> None:
     """Write artefacts and result.json, then the row. A deleted row discards the result.
 
     An OSError while writing (a full disk) propagates after removing what was written, so
@@ -214,9 +299,10 @@ def _finish(det: Detection, analysis, seconds: float) -> None:
         processing_seconds=round(seconds, 3),
         finished_at=utcnow(),
     )
-    if not retry_locked(lambda: _set_values(det_id, **values)):  # deleted while running
-        shutil.rmtree(rdir, ignore_errors=True)
-        return
+    if not retry_locked(lambda: _set_values(det_id, owner=claim, **values)):
+        if db.session.get(Detection, det_id) is None:  # deleted while running
+            shutil.rmtree(rdir, ignore_errors=True)
+        return  # or another worker took the job over: its result counts
     if not (rdir / "result.json").is_file():  # deleted between the write and the commit
         row = db.session.get(Detection, det_id)
         if row is not None:
@@ -262,7 +348,7 @@ def _write_artefacts(det: Detection, analysis, seconds: float, rdir: Path) -> No
     os.replace(tmp, rdir / "result.json")
 
 
-def _fail(detection_id: str, code: str, message: str) -> None:
+def _fail(detection_id: str, code: str, message: str, claim: str | None = None) -> None:
     """Mark the job failed with a reason. If even that cannot be written (the database's disk
     is full), log it: the job stays "running" until the next start-up's recovery fails it."""
     db.session.rollback()
@@ -270,6 +356,7 @@ def _fail(detection_id: str, code: str, message: str) -> None:
         retry_locked(
             lambda: _set_values(
                 detection_id,
+                owner=claim,
                 status="failed",
                 stage="failed",
                 error_code=code[:32],

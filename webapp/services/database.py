@@ -124,8 +124,13 @@ def dedup_lock(key: str) -> Iterator[None]:
         db.session.commit()
 
 
-def _set_values(detection_id: str, **values: Any) -> int:
-    res = db.session.execute(update(Detection).where(Detection.id == detection_id).values(**values))
+def _set_values(detection_id: str, owner: str | None = None, **values: Any) -> int:
+    """Update one row and commit; with ``owner``, only while that job holds it (a job taken
+    over by another worker must not write its outcome). Returns the rows changed (0/1)."""
+    stmt = update(Detection).where(Detection.id == detection_id)
+    if owner is not None:
+        stmt = stmt.where(Detection.owner == owner)
+    res = db.session.execute(stmt.values(**values))
     db.session.commit()
     return res.rowcount
 

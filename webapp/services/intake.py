@@ -49,8 +49,6 @@ BUSY_MESSAGE = (
 )
 
 
-
-
 def clean_filename(name: str | None) -> str:
     """The client's file name, for display only: last path part, no control characters."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]

@@ -6,22 +6,43 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import Flask, current_app
+from sqlalchemy import select
 
 from ..extensions import db
-from .analysis import run_job
+from ..models import Detection
+from .analysis import _fail, run_job
 from .database import startup_lock
-from .recovery import _LIVE_RUNNERS, _start_ticks, recover_jobs, sweep_orphans
+from .recovery import (
+    _LIVE_RUNNERS,
+    CELERY_OWNER,
+    _start_ticks,
+    fail_stale_jobs,
+    recover_jobs,
+    sweep_orphans,
+)
 from .storage import purge_expired
 
 log = logging.getLogger(__name__)
 
 
 def runner() -> JobRunner:
+    """This app's queue (a :class:`JobRunner` or a :class:`CeleryQueue`)."""
     return current_app.extensions["detection_runner"]
+
+
+def make_queue(app: Flask) -> JobRunner:
+    """The queue DETECTION_QUEUE names: "threads" (default) or "celery"."""
+    kind = str(app.config.get("DETECTION_QUEUE") or "threads").lower()
+    if kind == "celery":
+        return CeleryQueue(app)
+    if kind != "threads":
+        raise ValueError(f"DETECTION_QUEUE must be 'threads' or 'celery', not {kind!r}")
+    return JobRunner(app)
 
 
 class JobRunner:
@@ -58,7 +79,7 @@ class JobRunner:
                 return
             self.started = True
         with self.app.app_context(), startup_lock(self.app.instance_path):
-            recover_jobs()
+            self._recover()
             purge_expired()
             sweep_orphans()
         interval = float(self.app.config.get("RECOVERY_INTERVAL_SECONDS") or 0)
@@ -71,10 +92,13 @@ class JobRunner:
         while not self._stop.wait(interval):
             try:
                 with self.app.app_context(), startup_lock(self.app.instance_path):
-                    recover_jobs()
+                    self._recover()
                     db.session.remove()
             except Exception:  # noqa: BLE001 - try again next time
                 log.warning("Periodic job recovery failed", exc_info=True)
+
+    def _recover(self) -> None:
+        recover_jobs()
 
     def submit(self, detection_id: str) -> Future:
         future = self.executor.submit(run_job, self.app, detection_id, self.id)
@@ -93,3 +117,60 @@ class JobRunner:
         self._stop.set()
         self.executor.shutdown(wait=wait, cancel_futures=True)
         _LIVE_RUNNERS.discard(self.id)
+
+
+class CeleryQueue(JobRunner):
+    """Jobs go to the Celery broker; ``celery -A webapp.tasks worker`` processes, on this
+    machine or others, run them (:func:`webapp.tasks.analyze`). Nothing here imports
+    TensorFlow. Rows wait with ``owner = "celery"``; the broker, not this process, re-delivers
+    the job of a worker that died. Start-up and the periodic check still sweep orphaned files,
+    take over jobs a thread-mode process left behind and fail jobs stuck past every limit.
+    """
+
+    def __init__(self, app: Flask):
+        from .. import tasks
+
+        self.app = app
+        self.id = CELERY_OWNER
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.started = False
+        tasks.configure(app.config)
+
+    def _recover(self) -> None:
+        recover_jobs()
+        fail_stale_jobs()
+
+    def submit(self, detection_id: str) -> None:
+        from ..tasks import analyze
+
+        try:
+            analyze.apply_async(args=[detection_id])
+        except Exception:  # noqa: BLE001 - the broker is down: say so on the row
+            log.exception("Could not queue detection %s", detection_id)
+            _fail(
+                detection_id,
+                "queue_unavailable",
+                "The analysis queue of this server is not reachable, so the file could not be "
+                "queued. Please try again later.",
+            )
+
+    def wait(self, detection_id: str, timeout: float | None = None) -> None:
+        """Block until the row is done or failed (tests use this)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else 3600)
+        with self.app.app_context():
+            try:
+                while time.monotonic() < deadline:
+                    status = db.session.scalar(
+                        select(Detection.status).where(Detection.id == detection_id)
+                    )
+                    if status is None or status in ("done", "failed"):
+                        return
+                    db.session.rollback()
+                    time.sleep(0.1)
+            finally:
+                db.session.remove()
+        raise TimeoutError(f"detection {detection_id} not finished after {timeout} s")
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._stop.set()

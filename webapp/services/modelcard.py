@@ -16,8 +16,6 @@ from ..detection.errors import ModelNotFoundError
 log = logging.getLogger(__name__)
 
 
-
-
 _model_info_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
@@ -83,8 +81,14 @@ _ACRONYMS = {
     "cnn",
     "sbi",
 }
-_WORDS = {"val": "validation", "acc": "accuracy", "n": "", "num": "", "celebdf": "Celeb-DF",
-          "ffpp": "FaceForensics++"}
+_WORDS = {
+    "val": "validation",
+    "acc": "accuracy",
+    "n": "",
+    "num": "",
+    "celebdf": "Celeb-DF",
+    "ffpp": "FaceForensics++",
+}
 
 #: Columns shown for each evaluated set, in this order, when config.json has them.
 METRIC_COLUMNS = [

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
@@ -21,16 +22,19 @@ from .storage import _listdir, results_folder, upload_folder
 log = logging.getLogger(__name__)
 
 
-
-
 #: Runner ids of the job queues alive in this process (crash recovery asks).
 _LIVE_RUNNERS: set[str] = set()
+#: ``Detection.owner`` of a job waiting in Celery's queue; a worker's claim makes it
+#: ``celery:<worker>``.
+CELERY_OWNER = "celery"
 
 
 def _owner_alive(owner: str | None) -> bool:
     """Whether the process that queued a job is still alive (and so still holds it)."""
     if not owner:
         return False
+    if owner == CELERY_OWNER or owner.startswith(CELERY_OWNER + ":"):
+        return True  # queued with Celery: the broker re-delivers it (see fail_stale_jobs)
     try:
         host, pid_text, rid = owner.rsplit(":", 2)
         pid = int(pid_text)
@@ -176,3 +180,38 @@ def sweep_orphans(min_age: float | None = None) -> int:
     if removed:
         current_app.logger.warning("Removed %d orphaned upload(s)/result folder(s)", removed)
     return removed
+
+
+def fail_stale_jobs() -> int:
+    """Mark failed the Celery jobs still "running" long after every limit: started longer
+    ago than the broker's re-delivery (CELERY_VISIBILITY_TIMEOUT) plus the hard time limit.
+    A worker killed at its hard limit leaves such a row, and no re-delivery comes for it."""
+    cfg = current_app.config
+    limit = float(cfg["CELERY_TIME_LIMIT"])
+    grace = max(float(cfg["CELERY_VISIBILITY_TIMEOUT"]), limit) + limit + 120
+    cutoff = utcnow() - timedelta(seconds=grace)
+    res = retry_locked(
+        lambda: _execute_commit(
+            update(Detection)
+            .where(
+                Detection.status == "running",
+                Detection.owner.like(CELERY_OWNER + ":%"),
+                Detection.started_at < cutoff,
+            )
+            .values(
+                status="failed",
+                stage="failed",
+                error_code="timeout",
+                error_message=(
+                    "The analysis did not finish within the time this server allows, so it was "
+                    "given up. Try a shorter clip or a smaller file."
+                ),
+                finished_at=utcnow(),
+            )
+        )
+    )
+    if res.rowcount:
+        current_app.logger.warning(
+            "%d Celery job(s) past every time limit marked failed", res.rowcount
+        )
+    return res.rowcount
