@@ -75,6 +75,7 @@ class DefaultConfig:
     #: Seconds before the broker re-delivers a job whose worker vanished (machine lost).
     #: Always kept longer than CELERY_TIME_LIMIT, so a long clip is never run twice at once.
     CELERY_VISIBILITY_TIMEOUT = 3600
+    CELERY_RESTORE_INTERVAL = 60  # seconds between workers' looks for such jobs
     CELERY_TASK_ALWAYS_EAGER = False  # tests: run the task inside the request
     DETECTION_WORKERS = 1  # analyses at once per process (each uses the CPU fully)
     #: "module:function" returning a Detector for a model directory. Web tests point it at

@@ -40,10 +40,15 @@ def celery_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """Celery's settings from the website's config."""
     hard = int(config["CELERY_TIME_LIMIT"])
     soft = min(int(config["CELERY_SOFT_TIME_LIMIT"]), hard)
-    visibility = max(int(config["CELERY_VISIBILITY_TIMEOUT"]), hard + 60)
+    visibility = max(int(config["CELERY_VISIBILITY_TIMEOUT"]), hard + 10)
     return {
         "broker_url": config["CELERY_BROKER_URL"],
-        "broker_transport_options": {"visibility_timeout": visibility},
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            # How often a worker looks for jobs of vanished workers past the timeout.
+            "unacked_restore_interval": int(config["CELERY_RESTORE_INTERVAL"]),
+            "unacked_restore_throttle": 1,
+        },
         "broker_connection_retry_on_startup": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
