@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 
-from conftest import make_app
+from conftest import PROJECT_ROOT, make_app
 
 
 def test_healthy(client):
@@ -64,3 +66,36 @@ def test_database_down_is_503(app, client, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert not response.json["checks"]["database"]["ok"]
+
+
+WEB_ONLY = """
+import sys, tempfile
+from pathlib import Path
+from PIL import Image
+from webapp import create_app
+tmp = Path(tempfile.mkdtemp())
+app = create_app({"TESTING": True, "SECRET_KEY": "x", "PUBLIC_API": True,
+                  "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'db.sqlite'}",
+                  "DETECTION_QUEUE": "celery", "CELERY_BROKER_URL": "memory://"},
+                 instance_path=tmp / "instance")
+Image.new("RGB", (64, 64), (200, 150, 120)).save(tmp / "p.jpg")
+client = app.test_client()
+for page in ("/", "/history", "/model", "/info", "/healthz"):
+    assert client.get(page).status_code == 200, page
+with open(tmp / "p.jpg", "rb") as fh:
+    response = client.post("/api/v1/detections", data={"file": (fh, "p.jpg")})
+assert response.status_code == 202, response.get_data(as_text=True)
+det_id = response.json["id"]
+assert client.get(f"/api/v1/detections/{det_id}").json["status"] == "queued"  # in the broker
+print("tensorflow" in sys.modules)
+"""
+
+
+def test_celery_mode_web_process_never_imports_tensorflow():
+    """Pages, /healthz and an upload (queued to the broker) in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", WEB_ONLY], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

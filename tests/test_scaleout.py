@@ -102,7 +102,6 @@ def test_twenty_uploads_two_workers_one_killed(stack, tmp_path, engine):
     assert health.status_code == 200, health.text
     assert health.json()["checks"]["broker"]["ok"]
     assert health.json()["checks"]["database"]["dialect"] == "postgresql"
-    assert "tensorflow" not in requests.get(server.url("/healthz"), timeout=10).text
 
     started = time.monotonic()
 
