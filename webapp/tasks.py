@@ -64,8 +64,12 @@ def celery_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def configure(config: Mapping[str, Any]) -> None:
-    """Apply the website's ``config`` (the factory calls this in celery mode)."""
-    celery.conf.update(celery_settings(config))
+    """Apply the website's ``config`` (the factory calls this in celery mode). A new broker
+    drops the connections made for the old one (tests build apps with different brokers)."""
+    settings = celery_settings(config)
+    if celery.conf.broker_url != settings["broker_url"]:
+        celery._after_fork()  # forgets the connection and producer pools
+    celery.conf.update(settings)
 
 
 def _environment_config() -> Mapping[str, Any]:

@@ -115,6 +115,10 @@ def run_delivered_job(app: Flask, detection_id: str, worker_id: str) -> str:
         max_attempts = int(app.config["MAX_JOB_ATTEMPTS"])
         outcome = retry_locked(lambda: _claim_delivery(detection_id, worker_id, max_attempts))
         if outcome != "claimed":
+            det = db.session.get(Detection, detection_id)
+            path = upload_path(det) if det is not None and outcome == "gave_up" else None
+            if path is not None and not app.config["KEEP_UPLOADS"]:
+                path.unlink(missing_ok=True)
             db.session.remove()
             return outcome
         _analyse(app, detection_id, worker_id)
