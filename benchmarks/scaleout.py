@@ -178,12 +178,9 @@ def main() -> None:
                             w.start()
                         for w in workers:
                             w.wait_ready()
-                    else:  # load the model before timing, as the workers above do
-                        warm = make_photo(run / "warm.jpg").read_bytes()
-                        url = base + "/api/v1/detections"
-                        det_id = requests.post(url, files={"file": ("warm.jpg", warm)}, timeout=300).json()["id"]
-                        while requests.get(f"{url}/{det_id}", timeout=60).json()["status"] not in ("done", "failed"):
-                            time.sleep(0.5)
+                    # Warm up: each worker's first analysis builds TensorFlow's graphs.
+                    warm = [make_clip(run / f"warm-{i}.mp4", 2.0 + 0.1 * i) for i in range(n)]
+                    run_load(base, warm)
                     result = run_load(base, clips)
                     rows.append((mode, n, result))
                     print(

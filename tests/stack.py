@@ -162,11 +162,13 @@ class CeleryWorker:
         return self
 
     def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until the worker listens and its pool process has loaded the model."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited:\n{self.log()[-3000:]}")
-            if " ready." in self.log():
+            log = self.log()
+            if " ready." in log and "faceproof: model loaded" in log:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker {self.name} not ready after {timeout} s:\n{self.log()[-3000:]}")

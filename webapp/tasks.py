@@ -117,6 +117,9 @@ def _load_model_once(**_: Any) -> None:
         load_detector(app, None)
     except Exception:  # noqa: BLE001 - the job reports it, with its reason, on the row
         log.exception("Could not load the default model at worker start")
+        return
+    # Printed (the worker logs stdout): tests and benchmarks wait for it.
+    print(f"faceproof: model loaded in worker process {os.getpid()}", flush=True)
 
 
 @celery.task(name="faceproof.analyze", bind=True, acks_late=True, reject_on_worker_lost=True)
