@@ -10,7 +10,7 @@ DEEPFAKE_INSTANCE_PATH.
 
 A worker killed in the middle of an analysis (OOM killer, SIGKILL, power cut) loses nothing:
 the job is re-queued by the next worker that starts (or marked failed with a reason after
-MAX_JOB_ATTEMPTS interruptions); see webapp.services.recover_jobs.
+MAX_JOB_ATTEMPTS interruptions); see webapp.services.recovery.recover_jobs.
 """
 
 import os

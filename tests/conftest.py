@@ -278,9 +278,43 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     return create_app({**base_config(tmp_path), **overrides}, instance_path=tmp_path / "instance")
 
 
+#: Settings of each queue mode for web tests: threads in the web process (``make run``) and
+#: Celery, here run eagerly (inside the request, no broker); tests/test_scaleout.py runs the
+#: real thing with Redis, PostgreSQL and worker processes.
+QUEUE_MODES: dict[str, dict[str, Any]] = {
+    "threads": {},
+    "celery": {
+        "DETECTION_QUEUE": "celery",
+        "CELERY_BROKER_URL": "memory://",
+        "CELERY_TASK_ALWAYS_EAGER": True,
+    },
+}
+
+
 @pytest.fixture
-def app(tmp_path: Path, model_dir: Path, detector: StandInDetector) -> Iterator[Flask]:
-    app = make_app(tmp_path, MODEL_DIR=str(model_dir), DETECTOR_LOADER=lambda _dir: detector)
+def queue_mode(request) -> str:
+    """"threads", or each mode in turn in modules that set ``BOTH_QUEUE_MODES = True``."""
+    return getattr(request, "param", "threads")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules with ``BOTH_QUEUE_MODES = True`` run each test using ``app`` in both modes."""
+    if getattr(metafunc.module, "BOTH_QUEUE_MODES", False) and (
+        "queue_mode" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("queue_mode", list(QUEUE_MODES), indirect=True)
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path, model_dir: Path, detector: StandInDetector, queue_mode: str
+) -> Iterator[Flask]:
+    app = make_app(
+        tmp_path,
+        MODEL_DIR=str(model_dir),
+        DETECTOR_LOADER=lambda _dir: detector,
+        **QUEUE_MODES[queue_mode],
+    )
     yield app
     app.extensions["detection_runner"].shutdown()
 

@@ -86,7 +86,7 @@ def test_site_shows_the_same_figures_as_the_card(cfg: ModelConfig, tmp_path) -> 
     model.mkdir()
     cfg.save(model)
     write_card(model)
-    from webapp.services import metrics_table
+    from webapp.services.modelcard import metrics_table
 
     app = make_app(tmp_path, MODEL_DIR=str(model), DETECTOR_LOADER=lambda _dir: None)
     try:

@@ -120,7 +120,7 @@ def test_jobs_run_with_the_model_recorded_at_upload(tmp_path: Path, root: Path, 
     """A queued job is analysed by the model its row names, even if the default changed since."""
     from conftest import detection_id_from, upload, wait_for_job
 
-    from webapp.services import load_detector
+    from webapp.services.analysis import load_detector
 
     asked: list[str] = []
 

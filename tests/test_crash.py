@@ -31,8 +31,8 @@ from corpus import generators as g
 from corpus.audit import audit_instance, rows
 from sqlalchemy.exc import OperationalError
 
-from webapp import services
 from webapp.extensions import db
+from webapp.services import analysis, database, intake, recovery
 
 
 def db_file(app) -> Path:
@@ -76,7 +76,7 @@ def test_disk_full_while_storing_the_upload(app, client, files, monkeypatch):
             return FullDiskFile(file, "xb")
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(services, "open", open_on_full_disk, raising=False)
+    monkeypatch.setattr(intake, "open", open_on_full_disk, raising=False)
     page = upload(client, files["photo_jpg"])
     assert page.status_code == 507
     html = page.get_data(as_text=True)
@@ -125,7 +125,7 @@ def test_disk_full_while_saving_the_result(app, client, files, detector, monkeyp
     if where == "chips":
         monkeypatch.setattr(Image.Image, "save", save)
     else:
-        monkeypatch.setattr(services.os, "fsync", disk_full)
+        monkeypatch.setattr(analysis.os, "fsync", disk_full)
     det = wait_for_job(app, post_api(client, files["clip"]).json["id"])
     assert det.status == "failed" and det.error_code == "storage_error"
     assert "could not be saved" in det.error_message
@@ -188,7 +188,7 @@ def test_database_locked_for_good_is_not_a_half_upload(app, client, files, monke
 
     owner_of(client)
     monkeypatch.setattr(db.session, "commit", locked)
-    monkeypatch.setattr(services.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(database.time, "sleep", lambda _s: None)
     response = post_api(client, files["photo_jpg"])
     monkeypatch.undo()
     assert response.status_code == 503 and response.json["error"]["code"] == "busy"
@@ -235,19 +235,19 @@ def test_a_zombie_or_recycled_pid_does_not_hold_a_job():
     child = subprocess.Popen(["true"])
     try:
         deadline = time.monotonic() + 10
-        while services._proc_stat(child.pid)[0] != "Z":  # exited, not reaped
+        while recovery._proc_stat(child.pid)[0] != "Z":  # exited, not reaped
             assert time.monotonic() < deadline
             time.sleep(0.01)
         host = socket.gethostname()
-        ticks = services._start_ticks(child.pid)
-        assert not services._owner_alive(f"{host}:{child.pid}:{ticks}.cafe0001")
+        ticks = recovery._start_ticks(child.pid)
+        assert not recovery._owner_alive(f"{host}:{child.pid}:{ticks}.cafe0001")
     finally:
         child.wait()
     parent = os.getppid()
-    real = services._start_ticks(parent)
-    assert services._owner_alive(f"{host}:{parent}:{real}.cafe0002")
-    assert not services._owner_alive(f"{host}:{parent}:{real + 1}.cafe0003")  # pid recycled
-    assert not services._owner_alive(f"{host}:{child.pid}:{ticks}.cafe0004")  # gone
+    real = recovery._start_ticks(parent)
+    assert recovery._owner_alive(f"{host}:{parent}:{real}.cafe0002")
+    assert not recovery._owner_alive(f"{host}:{parent}:{real + 1}.cafe0003")  # pid recycled
+    assert not recovery._owner_alive(f"{host}:{child.pid}:{ticks}.cafe0004")  # gone
 
 
 # --------------------------------------------------------------------------- the real server

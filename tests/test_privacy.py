@@ -108,6 +108,7 @@ def share(app, client, det_id: str, expires: str = "7") -> ShareLink:
 #: so a new route has to be classified here before it can ship.
 PLAIN_ROUTES = {
     "/",
+    "/healthz",
     "/upload",
     "/history",
     "/info",

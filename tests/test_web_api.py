@@ -6,6 +6,9 @@ import io
 
 from conftest import make_app, wait_for_job
 
+#: Every test using ``app`` runs with threads and with Celery (see conftest.QUEUE_MODES).
+BOTH_QUEUE_MODES = True
+
 
 def post(client, path, name=None):
     with open(path, "rb") as fh:

@@ -95,7 +95,7 @@ def test_model_card_rendered_from_markdown(client):
 
 
 def test_metrics_table_shapes():
-    from webapp.services import metrics_table
+    from webapp.services.modelcard import metrics_table
 
     assert metrics_table({}) is None and metrics_table({"metrics": {}}) is None
     flat = metrics_table({"metrics": {"auc": 0.9, "accuracy": 0.8}})

@@ -84,7 +84,7 @@ def test_result_page_while_running_polls_and_refreshes(app, client, files, detec
 
 
 def test_progress_is_monotonic_and_stage_weighted():
-    from webapp.services import overall_progress
+    from webapp.services.presenters import overall_progress
 
     values = [
         overall_progress(s, f)

@@ -13,6 +13,9 @@ from webapp.detection.errors import CorruptMediaError
 from webapp.extensions import db
 from webapp.models import Detection
 
+#: Every test using ``app`` runs with threads and with Celery (see conftest.QUEUE_MODES).
+BOTH_QUEUE_MODES = True
+
 
 def count_rows(app) -> int:
     with app.app_context():
@@ -57,8 +60,10 @@ def test_upload_queues_a_job_and_shows_the_result(app, client, files, key):
     assert "Likely real" in html and "12%" in html
 
 
-def test_stored_under_a_random_name_not_the_users(app, client, files, detector):
+def test_stored_under_a_random_name_not_the_users(app, client, files, detector, queue_mode):
     detector.delay = 0.2
+    if queue_mode == "celery":  # eager: the job has run (and deleted the upload) already
+        app.config["KEEP_UPLOADS"] = True
     det_id = detection_id_from(upload(client, files["clip"], name="../../etc/evil name.mp4"))
     names = [p.name for p in Path(app.config["UPLOAD_FOLDER"]).iterdir()]
     assert names == [f"{det_id}.mp4"]
@@ -245,12 +250,12 @@ def test_unexpected_engine_error_is_logged_not_shown(app, client, files, detecto
 
 
 def test_failed_database_write_leaves_nothing_on_disk(app, client, files, monkeypatch):
-    from webapp import services
+    from webapp.extensions import db
 
     def broken_commit():
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services.db.session, "commit", broken_commit)
+    monkeypatch.setattr(db.session, "commit", broken_commit)
     response = upload(client, files["photo_jpg"])
     assert response.status_code == 500
     monkeypatch.undo()

@@ -26,8 +26,7 @@ def create_app(
     it from ``DEEPFAKE_INSTANCE_PATH``, e.g. ``DEEPFAKE_INSTANCE_PATH=/srv/df gunicorn ...``)."""
     from flask import Flask
 
-    from . import services
-    from .config import DefaultConfig
+    from .config import DefaultConfig, load_environment
     from .extensions import csrf, db, limiter, migrate
 
     project_root = Path(__file__).resolve().parent.parent
@@ -41,15 +40,16 @@ def create_app(
     )
     app.config.from_object(DefaultConfig)
     if test_config is None:
-        app.config.from_pyfile("config.py", silent=True)
-        app.config.from_prefixed_env()
+        load_environment(app.config)
     else:
         app.config.from_mapping(test_config)
 
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
-    app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or str(instance / "uploads")
-    app.config["RESULTS_FOLDER"] = app.config["RESULTS_FOLDER"] or str(instance / "results")
+    storage = Path(app.config["STORAGE_ROOT"] or instance)
+    app.config["STORAGE_ROOT"] = str(storage)
+    app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or str(storage / "uploads")
+    app.config["RESULTS_FOLDER"] = app.config["RESULTS_FOLDER"] or str(storage / "results")
     app.config["SQLALCHEMY_DATABASE_URI"] = (
         app.config["SQLALCHEMY_DATABASE_URI"] or f"sqlite:///{instance / 'detections.sqlite'}"
     )
@@ -72,7 +72,7 @@ def create_app(
         _configure_sqlite(app)
 
     from . import auth, owners
-    from .blueprints import account, api, history, pages, results, share, upload
+    from .blueprints import account, api, health, history, pages, results, share, upload
 
     auth.init_app(app)
     owners.init_app(app)
@@ -83,12 +83,13 @@ def create_app(
     app.register_blueprint(history.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
     csrf.exempt(api.bp)
 
-    from . import errors
+    from . import errors, templating
 
     errors.register(app)
-    _register_template_helpers(app)
+    templating.register(app)
 
     from webapp.cli import register_cli
     from webapp.cli_accounts import register_account_cli
@@ -96,11 +97,14 @@ def create_app(
     register_cli(app)
     register_account_cli(app)
 
-    runner = app.extensions["detection_runner"] = services.JobRunner(app)
+    from .services.database import startup_lock
+    from .services.jobs import make_queue
+
+    runner = app.extensions["detection_runner"] = make_queue(app)
     if app.config["AUTO_MIGRATE"]:
         from .schema import upgrade_database
 
-        with app.app_context(), services.startup_lock(app.instance_path):
+        with app.app_context(), startup_lock(app.instance_path):
             upgrade_database()
     if _serving():
         runner.start()  # crash recovery: no job is lost silently
@@ -116,6 +120,8 @@ def create_app(
 def _serving() -> bool:
     """False inside a ``flask`` command other than ``run`` (detect, train, routes, shell...):
     those must not take over the web server's queued jobs. They still would on a request."""
+    if os.environ.get("FACEPROOF_CELERY_WORKER"):  # a Celery worker: the broker recovers
+        return False
     if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
         return True
     return "run" in sys.argv[1:]
@@ -168,59 +174,3 @@ def _configure_sqlite(app: Flask) -> None:
         cur.close()
 
     engine.dispose()  # connections opened before the listener get the pragmas too
-
-
-def _register_template_helpers(app: Flask) -> None:
-    from . import services
-    from .models import STAGE_LABELS, VERDICT_LABELS
-
-    app.jinja_env.filters["bytes"] = services.human_bytes
-    app.jinja_env.filters["since"] = services.since
-    app.jinja_env.filters["iso"] = services.iso
-
-    @app.template_filter("seconds")
-    def _seconds(value: float | None) -> str:
-        if value is None:
-            return "–"
-        value = float(value)
-        if value < 60:
-            return f"{value:.1f} s"
-        minutes, secs = divmod(int(round(value)), 60)
-        return f"{minutes} min {secs:02d} s"
-
-    @app.template_filter("pct")
-    def _pct(value: float | None, digits: int = 0) -> str:
-        if value is None:
-            return "–"
-        v = float(value) * 100
-        lo, hi = 0.5 * 10**-digits, 100 - 0.5 * 10**-digits
-        if v >= hi:  # a calibrated score is never a certainty: no "100%"
-            return f">{100 - 10**-digits:g}%"
-        if v < lo and v > 0:
-            return f"<{10**-digits:g}%"
-        return f"{v:.{digits}f}%"
-
-    from .blueprints.results import tpct
-
-    app.jinja_env.filters["tpct"] = tpct
-
-    @app.template_filter("datetime")
-    def _datetime(value) -> str:
-        from .models import as_utc
-
-        value = as_utc(value)
-        return value.strftime("%-d %b %Y, %H:%M UTC") if value else "–"
-
-    @app.context_processor
-    def _globals() -> dict[str, Any]:
-        from .auth import accounts_exist
-        from .owners import current_identity
-
-        return {
-            "VERDICT_LABELS": VERDICT_LABELS,
-            "STAGE_LABELS": STAGE_LABELS,
-            "identity": current_identity,  # a function: pages that need it call it
-            "accounts_exist": accounts_exist,
-        }
-
-    app.jinja_env.globals["has_thumb"] = services.has_thumbnail  # macros see globals

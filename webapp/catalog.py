@@ -1,7 +1,7 @@
 """What the model page shows about every model of the registry (no TensorFlow).
 
 One dict per model, default first: its version and anchor, training data, thresholds, the
-held-out table per data set (:func:`services.metrics_table`), the per-generator-method and
+held-out table per data set (:func:`modelcard.metrics_table`), the per-generator-method and
 per-source tables when its metrics.json has them, and its card rendered from Markdown.
 """
 
@@ -17,9 +17,9 @@ from flask import current_app
 from markdown.extensions.toc import slugify
 from markupsafe import Markup
 
-from . import services
 from .detection import registry
 from .detection.errors import ModelNotFoundError
+from .services import modelcard
 
 #: Per-group blocks of metrics.json (``training.metrics.by_group``), in the order shown.
 GROUP_BLOCKS = [
@@ -107,7 +107,7 @@ def describe(entry: registry.ModelEntry) -> dict[str, Any]:
         "backbone": cfg.get("backbone"),
         "thresholds": {k: cfg.get(k) for k in ("real_below", "fake_above", "clip_real_below", "clip_fake_above")},
         "headline": entry.headline(),
-        "metrics": services.metrics_table({"metrics": metrics}),
+        "metrics": modelcard.metrics_table({"metrics": metrics}),
         "groups": groups,
         "card_title": card_title,
         "card": card,

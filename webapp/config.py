@@ -10,7 +10,9 @@ Paths left as ``None`` are filled in by the factory from ``app.instance_path`` (
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,8 +47,11 @@ class DefaultConfig:
     #: Apply the migrations (``migrations/``) at start-up. False: run ``flask --app app db
     #: upgrade`` yourself before starting the new version.
     AUTO_MIGRATE = True
-    UPLOAD_FOLDER: str | None = None
-    RESULTS_FOLDER: str | None = None
+    #: Uploads and result files live under this folder (None: the instance folder). With
+    #: several machines (see README "Scaling out") every web and worker machine mounts it.
+    STORAGE_ROOT: str | None = None
+    UPLOAD_FOLDER: str | None = None  # None: STORAGE_ROOT/uploads
+    RESULTS_FOLDER: str | None = None  # None: STORAGE_ROOT/results
     MODEL_DIR = str(PROJECT_ROOT / "model")
 
     # Upload limits.
@@ -58,7 +63,20 @@ class DefaultConfig:
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
 
-    # Processing.
+    # Processing. "threads": analyses run in the web process (``make run``). "celery": web
+    # processes only queue them; ``celery -A webapp.tasks worker`` processes run them (see
+    # README "Scaling out"); the web processes then never import TensorFlow.
+    DETECTION_QUEUE = "threads"
+    CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    #: Seconds one analysis may take: at the soft limit it is stopped and marked failed with
+    #: a reason; at the hard limit its worker process is killed.
+    CELERY_SOFT_TIME_LIMIT = 1800
+    CELERY_TIME_LIMIT = 1900
+    #: Seconds before the broker re-delivers a job whose worker vanished (machine lost).
+    #: Always kept longer than CELERY_TIME_LIMIT, so a long clip is never run twice at once.
+    CELERY_VISIBILITY_TIMEOUT = 3600
+    CELERY_RESTORE_INTERVAL = 60  # seconds between workers' looks for such jobs
+    CELERY_TASK_ALWAYS_EAGER = False  # tests: run the task inside the request
     DETECTION_WORKERS = 1  # analyses at once per process (each uses the CPU fully)
     #: "module:function" returning a Detector for a model directory. Web tests point it at
     #: a stand-in so they never import TensorFlow; production leaves the real engine here.
@@ -76,3 +94,18 @@ class DefaultConfig:
     HISTORY_PER_PAGE = 20
     API_MAX_PER_PAGE = 100
     RECENT_ON_LANDING = 6
+
+
+#: Deployment settings also read from unprefixed environment variables, as the usual names
+#: of a scaled-out deployment (``FLASK_``-prefixed ones win).
+PLAIN_ENV = ("SQLALCHEMY_DATABASE_URI", "DETECTION_QUEUE", "CELERY_BROKER_URL", "STORAGE_ROOT")
+
+
+def load_environment(config: Any) -> None:
+    """Apply ``instance/config.py``, the plain variables above, then ``FLASK_*`` variables to
+    a Flask ``Config`` whose root is the instance folder."""
+    config.from_pyfile("config.py", silent=True)
+    for key in PLAIN_ENV:
+        if os.environ.get(key):
+            config[key] = os.environ[key]
+    config.from_prefixed_env()

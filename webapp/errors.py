@@ -6,13 +6,10 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from .services import (
-    BUSY_MESSAGE,
-    STORAGE_MESSAGE,
-    human_bytes,
-    is_locked_error,
-    is_storage_error,
-)
+from .services.database import is_locked_error
+from .services.intake import BUSY_MESSAGE
+from .services.storage import STORAGE_MESSAGE, is_storage_error
+from .templating import human_bytes
 
 
 class InsufficientStorage(HTTPException):

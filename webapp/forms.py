@@ -1,7 +1,7 @@
 """The forms: upload, sign-in, share links. Flask-WTF gives each a CSRF token.
 
 The extension check here is only the first, cheap filter; the file is accepted only if the
-engine's ``probe_media`` can open it (see :func:`webapp.services.create_detection`).
+engine's ``probe_media`` can open it (see :func:`webapp.services.intake.create_detection`).
 """
 
 from __future__ import annotations

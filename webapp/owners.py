@@ -125,7 +125,7 @@ def current_identity() -> Identity:
 
 def ensure_owner(identity: Identity | None = None) -> str:
     """Write the identity's Owner row if it is not there yet (first upload); its id."""
-    from .services import retry_locked
+    from .services.database import retry_locked
 
     identity = identity or current_identity()
     if db.session.get(Owner, identity.owner_id) is None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from .. import services
 from ..auth import api_identity
 from ..extensions import db
 from ..owners import ensure_owner, get_visible_or_404
+from ..services import intake, presenters, storage
 from .history import detections_query, parse_filters
 from .upload import uploads_limit
 
@@ -28,14 +28,14 @@ def _error(status: int, code: str, message: str):
 @uploads_limit
 def create_detection():
     try:
-        file = services.single_file(request.files.getlist("file"))
-        det, reused = services.create_detection(file, ensure_owner())
-    except services.UploadRejected as err:
+        file = intake.single_file(request.files.getlist("file"))
+        det, reused = intake.create_detection(file, ensure_owner())
+    except intake.UploadRejected as err:
         response, status = _error(err.status, err.code, str(err))
         if status == 503:
             response.headers["Retry-After"] = "30"
         return response, status
-    body = services.summary_dict(det)
+    body = presenters.summary_dict(det)
     body["reused"] = reused
     body["status_url"] = url_for(".get_detection", detection_id=det.id, _external=True)
     status = 200 if reused and det.status == "done" else 202
@@ -48,10 +48,10 @@ def create_detection():
 @bp.get("/detections/<detection_id>")
 def get_detection(detection_id: str):
     det = get_visible_or_404(detection_id)
-    body = services.summary_dict(det)
+    body = presenters.summary_dict(det)
     if det.status == "done":
-        result = services.load_result(det)
-        body["result"] = services.result_with_urls(det, result) if result is not None else None
+        result = storage.load_result(det)
+        body["result"] = presenters.result_with_urls(det, result) if result is not None else None
         body["links"]["json"] = url_for(
             "results.download_json", detection_id=det.id, _external=True
         )
@@ -65,7 +65,7 @@ def get_detection(detection_id: str):
 @bp.delete("/detections/<detection_id>")
 def delete_detection(detection_id: str):
     det = get_visible_or_404(detection_id)
-    services.delete_detection(det)
+    storage.delete_detection(det)
     return "", 204
 
 
@@ -87,7 +87,7 @@ def list_detections():
         )
 
     return jsonify(
-        items=[services.summary_dict(det) for det in page.items],
+        items=[presenters.summary_dict(det) for det in page.items],
         page=page.page,
         per_page=page.per_page,
         total=page.total,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from sqlalchemy import select
 
-from .. import catalog, services
+from .. import catalog
 from ..extensions import db
 from ..forms import UploadForm
 from ..models import Detection
 from ..owners import visible
+from ..services import modelcard
+from ..templating import human_bytes
 
 bp = Blueprint("pages", __name__)
 
@@ -21,24 +23,24 @@ def index():
         .order_by(Detection.created_at.desc())
         .limit(current_app.config["RECENT_ON_LANDING"])
     ).all()
-    info = services.model_info()
+    info = modelcard.model_info()
     return render_template(
         "pages/index.html",
         form=UploadForm(),
         recent=recent,
         model=info,
-        metrics=services.metrics_table(info),
+        metrics=modelcard.metrics_table(info),
         limits=upload_limits(),
     )
 
 
 @bp.get("/info")
 def info():
-    model = services.model_info()
+    model = modelcard.model_info()
     return render_template(
         "pages/info.html",
         model=model,
-        metrics=services.metrics_table(model),
+        metrics=modelcard.metrics_table(model),
         limits=upload_limits(),
         thresholds=thresholds(model),
     )
@@ -55,7 +57,7 @@ def upload_limits() -> dict:
     cfg = current_app.config
     return {
         "max_bytes": cfg.get("MAX_CONTENT_LENGTH"),
-        "max_size": services.human_bytes(cfg.get("MAX_CONTENT_LENGTH")),
+        "max_size": human_bytes(cfg.get("MAX_CONTENT_LENGTH")),
         "max_duration": cfg["MAX_DURATION_SECONDS"],
         "rate": cfg["UPLOAD_RATE_LIMIT"].replace(";", ", "),
         "retention_days": cfg.get("RETENTION_DAYS") or 0,

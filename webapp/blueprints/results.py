@@ -26,10 +26,10 @@ from flask import (
     url_for,
 )
 
-from .. import services
 from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection
 from ..owners import get_visible_or_404 as get_or_404
+from ..services import presenters, storage
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -59,7 +59,7 @@ def show(detection_id: str):
     from .share import links_of
 
     det = get_or_404(detection_id)
-    result = services.load_result(det)
+    result = storage.load_result(det)
     urls = owner_urls(det)
     view = build_view(det, result, urls["file"]) if result is not None else {}
     return render_template(
@@ -67,9 +67,9 @@ def show(detection_id: str):
         det=det,
         result=result,
         view=view,
-        status=services.status_dict(det),
+        status=presenters.status_dict(det),
         broken=det.status == "done" and result is None,
-        has_thumb=services.has_thumbnail(det),
+        has_thumb=storage.has_thumbnail(det),
         urls=urls,
         shared=False,
         share_links=links_of(det) if result is not None else [],
@@ -81,7 +81,7 @@ def show(detection_id: str):
 @bp.get("/<detection_id>/status")
 def status(detection_id: str):
     det = get_or_404(detection_id)
-    response = jsonify(services.status_dict(det))
+    response = jsonify(presenters.status_dict(det))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -100,7 +100,7 @@ def artefact(detection_id: str, name: str):
 
 def send_artefact(det: Detection, name: str) -> Response:
     """A checked artefact name (``ARTEFACT_NAME``) from the detection's result folder."""
-    response = send_from_directory(services.result_dir(det.id), name, max_age=3600)
+    response = send_from_directory(storage.result_dir(det.id), name, max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
     response.headers["Vary"] = "Cookie"
     return response
@@ -109,11 +109,11 @@ def send_artefact(det: Detection, name: str) -> Response:
 @bp.get("/<detection_id>/result.json")
 def download_json(detection_id: str):
     det = get_or_404(detection_id)
-    result = services.load_result(det)
+    result = storage.load_result(det)
     if result is None:
         abort(404)
     body = json.dumps(
-        {**services.summary_dict(det), "result": services.result_with_urls(det, result)}, indent=2
+        {**presenters.summary_dict(det), "result": presenters.result_with_urls(det, result)}, indent=2
     )
     return Response(
         body,
@@ -125,11 +125,11 @@ def download_json(detection_id: str):
 @bp.get("/<detection_id>/frames.csv")
 def download_csv(detection_id: str):
     det = get_or_404(detection_id)
-    result = services.load_result(det)
+    result = storage.load_result(det)
     if result is None:
         abort(404)
     return Response(
-        services.frames_csv(det, result),
+        presenters.frames_csv(det, result),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="detection-{det.id}-frames.csv"'},
     )
@@ -139,7 +139,7 @@ def download_csv(detection_id: str):
 def delete(detection_id: str):
     det = get_or_404(detection_id)
     name = det.filename
-    services.delete_detection(det)
+    storage.delete_detection(det)
     flash(f"Deleted the detection of “{name}” and everything stored for it.", "success")
     return redirect(safe_next(request.form.get("next")) or url_for("history.index"), code=303)
 

@@ -14,11 +14,11 @@ from datetime import timedelta
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from sqlalchemy import select
 
-from .. import services
 from ..extensions import db
 from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection, ShareLink, utcnow
 from ..owners import get_visible_or_404
+from ..services import presenters, storage
 from .results import ARTEFACT_NAME, build_view, send_artefact
 
 bp = Blueprint("share", __name__)
@@ -42,7 +42,7 @@ def create(detection_id: str):
     if not form.validate_on_submit():
         flash("Choose how long the link should work, then try again.", "error")
         return back
-    if det.status != "done" or services.load_result(det) is None:
+    if det.status != "done" or storage.load_result(det) is None:
         flash("A result can be shared once its analysis has finished.", "error")
         return back
     days = int(form.expires.data) if form.expires.data else None
@@ -99,7 +99,7 @@ def shared_urls(token: str) -> dict:
 @bp.get("/shared/<token>")
 def show(token: str):
     link, det = shared_or_404(token)
-    result = services.load_result(det)
+    result = storage.load_result(det)
     if result is None:
         abort(404)
     urls = shared_urls(token)
@@ -109,9 +109,9 @@ def show(token: str):
             det=det,
             result=result,
             view=build_view(det, result, urls["file"]),
-            status=services.status_dict(det),
+            status=presenters.status_dict(det),
             broken=False,
-            has_thumb=services.has_thumbnail(det),
+            has_thumb=storage.has_thumbnail(det),
             urls=urls,
             shared=True,
             share_expires=link.expires_at,
@@ -146,7 +146,7 @@ def _download(body: str, mimetype: str, filename: str) -> Response:
 @bp.get("/shared/<token>/result.json")
 def download_json(token: str):
     _, det = shared_or_404(token)
-    result = services.load_result(det)
+    result = storage.load_result(det)
     if result is None:
         abort(404)
     urls = shared_urls(token)
@@ -162,7 +162,7 @@ def download_json(token: str):
     body = {
         "id": det.id,
         "filename": det.filename,
-        "created_at": services.iso(det.created_at),
+        "created_at": presenters.iso(det.created_at),
         "verdict": det.verdict,
         "p_fake": det.p_fake,
         "model_version": det.model_version,
@@ -175,7 +175,7 @@ def download_json(token: str):
 @bp.get("/shared/<token>/frames.csv")
 def download_csv(token: str):
     _, det = shared_or_404(token)
-    result = services.load_result(det)
+    result = storage.load_result(det)
     if result is None:
         abort(404)
-    return _download(services.frames_csv(det, result), "text/csv", f"detection-{det.id}-frames.csv")
+    return _download(presenters.frames_csv(det, result), "text/csv", f"detection-{det.id}-frames.csv")

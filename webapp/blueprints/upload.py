@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 
-from .. import services
 from ..extensions import limiter
 from ..forms import UploadForm
 from ..owners import ensure_owner
+from ..services import intake
 from .pages import upload_limits
 
 bp = Blueprint("upload", __name__)
@@ -28,8 +28,8 @@ def upload():
     status = 200
     if form.validate_on_submit():
         try:
-            det, reused = services.create_detection(form.file.data, ensure_owner())
-        except services.UploadRejected as err:
+            det, reused = intake.create_detection(form.file.data, ensure_owner())
+        except intake.UploadRejected as err:
             if err.code == "too_large":
                 abort(413)
             form.file.errors = [str(err)]

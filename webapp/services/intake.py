@@ -1,0 +1,234 @@
+"""Intake: check an upload, save it under the storage root, create its row, queue it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import unicodedata
+from pathlib import Path
+from typing import IO
+
+from flask import current_app
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+
+from ..config import ALLOWED_EXTENSIONS
+from ..detection.errors import DetectionError
+from ..extensions import db
+from ..models import Detection, new_id
+from ..templating import human_bytes
+from .database import dedup_lock, is_locked_error, retry_locked
+from .jobs import runner
+from .modelcard import current_model_version
+from .storage import STORAGE_MESSAGE, is_storage_error, make_thumbnail, result_dir, upload_folder
+
+log = logging.getLogger(__name__)
+
+
+CHUNK = 1024 * 1024
+
+
+class UploadRejected(Exception):
+    """The upload cannot be analysed. ``str(err)`` is shown to the user."""
+
+    def __init__(self, message: str, code: str = "invalid_upload", status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def storage_rejection() -> UploadRejected:
+    return UploadRejected(STORAGE_MESSAGE, "storage_error", 507)
+
+
+BUSY_MESSAGE = (
+    "The server is too busy to take this right now and nothing was saved. Please try again "
+    "in a minute."
+)
+
+
+def clean_filename(name: str | None) -> str:
+    """The client's file name, for display only: last path part, no control characters."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (
+            (stem[: 200 - len(ext) - 2] + "…" + dot + ext) if dot and len(ext) <= 8 else name[:200]
+        )
+    return name
+
+
+def single_file(files: list[FileStorage]) -> FileStorage | None:
+    """The one uploaded file of a field, None if there is none. Raises UploadRejected when
+    the field holds several (one analysis per upload; no silent choice of the first)."""
+    files = [f for f in files if f is not None and f.filename]
+    if len(files) > 1:
+        raise UploadRejected(
+            "Upload one file at a time: this request held several files in one field.",
+            "too_many_files",
+        )
+    return files[0] if files else None
+
+
+def extension_of(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _save_stream(stream: IO[bytes], dest: Path, limit: int | None) -> tuple[str, int]:
+    """Copy ``stream`` to ``dest``, returning (sha256 hex, size). Raises UploadRejected 413."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(dest, "xb") as out:
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise UploadRejected(too_large_message(), "too_large", 413)
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
+def too_large_message() -> str:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return (
+        (
+            f"This file is larger than the {human_bytes(limit)} limit. Trim the clip or export it "
+            "at a lower resolution, then upload it again."
+        )
+        if limit
+        else "This file is too large."
+    )
+
+
+def find_existing(sha256: str, model_version: str | None, owner_id: str) -> Detection | None:
+    """The owner's own finished (or still running) analysis of the same bytes by the same
+    model version. Another owner's never counts: that would tell them the file was seen."""
+    stmt = (
+        select(Detection)
+        .where(
+            Detection.owner_id == owner_id,
+            Detection.sha256 == sha256,
+            Detection.model_version.is_(None)
+            if model_version is None
+            else Detection.model_version == model_version,
+            Detection.status.in_(("done", "queued", "running")),
+        )
+        .order_by(Detection.created_at.desc())
+        .limit(1)
+    )
+    return db.session.scalars(stmt).first()
+
+
+def probe(path: Path):
+    """Check the file by content with the engine's cheap probe (no TensorFlow)."""
+    from ..detection.media import probe_media
+
+    cfg = current_app.config
+    return probe_media(
+        path, max_pixels=int(cfg["MAX_PIXELS"]), max_duration=float(cfg["MAX_DURATION_SECONDS"])
+    )
+
+
+def create_detection(file: FileStorage | None, owner_id: str) -> tuple[Detection, bool]:
+    """Store an upload for ``owner_id`` (an existing Owner row), check it by content and
+    queue its analysis.
+
+    Returns ``(detection, reused)``: ``reused`` is True when the same owner already analysed
+    (or is analysing) the same file with the current model version; nothing new is stored
+    then. Another owner's identical upload is analysed again, as theirs.
+    Raises :class:`UploadRejected` with a user-facing message; on any failure nothing is left
+    on disk or in the database.
+    """
+    from ..forms import FORMATS_MESSAGE
+
+    if file is None or not file.filename:
+        raise UploadRejected("Choose a video clip or a photo to analyse.", "no_file")
+    name = clean_filename(file.filename) or "upload"
+    ext = extension_of(name)
+    if ext not in ALLOWED_EXTENSIONS:
+        raise UploadRejected(FORMATS_MESSAGE, "unsupported_media", 415)
+
+    folder = upload_folder()
+    det_id = new_id()
+    part = folder / f"{det_id}.part"
+    stored = folder / f"{det_id}.{ext}"
+    rdir = result_dir(det_id)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        sha, size = _save_stream(file.stream, part, current_app.config.get("MAX_CONTENT_LENGTH"))
+        if size == 0:
+            raise UploadRejected("The file is empty.", "corrupt_media")
+        version = current_model_version()
+        existing = find_existing(sha, version, owner_id)
+        if existing is not None:
+            part.unlink()
+            return existing, True
+        os.replace(part, stored)
+        try:
+            info = probe(stored)
+        except DetectionError as err:
+            raise UploadRejected(
+                str(err), err.code, 413 if err.code == "media_too_large" else 400
+            ) from err
+        except Exception as err:  # a decoder failing in a way the probe did not expect
+            log.warning("Probe failed on an upload (%s)", type(err).__name__, exc_info=True)
+            raise UploadRejected(
+                "This file is damaged or is not a photo or video we can read.", "corrupt_media"
+            ) from err
+        det = Detection(
+            id=det_id,
+            filename=name,
+            sha256=sha,
+            size_bytes=size,
+            media_type=info.media_type,
+            upload_name=stored.name,
+            width=info.width,
+            height=info.height,
+            duration=info.duration,
+            fps=info.fps,
+            frame_count=info.frame_count,
+            model_version=version,
+            status="queued",
+            stage="queued",
+            progress=0.0,
+            owner=runner().id,
+            owner_id=owner_id,
+        )
+        rdir.mkdir(parents=True, exist_ok=True)
+        make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
+        # The same bytes may have arrived in another request (thread or process) meanwhile:
+        # check again and insert under one lock, so identical uploads make one row.
+        with dedup_lock(f"{owner_id}:{sha}"):
+            existing = find_existing(sha, version, owner_id)
+            if existing is None:
+                retry_locked(lambda: _insert(det))
+    except BaseException as err:
+        db.session.rollback()
+        for path in (part, stored):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(rdir, ignore_errors=True)
+        if is_storage_error(err):
+            log.error("Upload refused: storage full or not writable (%s)", err)
+            raise storage_rejection() from err
+        if is_locked_error(err):
+            log.error("Upload refused: database still locked after retries (%s)", err)
+            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
+        raise
+    if existing is not None:
+        for path in (part, stored):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(rdir, ignore_errors=True)
+        return existing, True
+    try:
+        runner().submit(det.id)
+    except RuntimeError:  # the process is shutting down: the next start-up runs the job
+        log.warning("Job queue closed; detection %s will run after the restart", det.id)
+    return det, False
+
+
+def _insert(det: Detection) -> None:
+    db.session.add(det)
+    db.session.commit()

@@ -1,0 +1,138 @@
+"""What views and the API show of a detection: status, summary, result with URLs, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import VERDICT_LABELS, Detection, as_utc
+from .storage import has_thumbnail
+
+log = logging.getLogger(__name__)
+
+
+PENDING = ("queued", "running")
+
+
+#: Where each engine stage sits on the overall progress bar: (start, end) fractions. The
+#: engine reports (stage, fraction within that stage); face detection is the slow part.
+STAGE_SPAN = {
+    "queued": (0.0, 0.0),
+    "load": (0.0, 0.03),
+    "decode": (0.03, 0.20),
+    "detect": (0.20, 0.60),
+    "align": (0.60, 0.65),
+    "features": (0.65, 0.85),
+    "classify": (0.85, 0.88),
+    "explain": (0.88, 0.97),
+    "save": (0.97, 1.0),
+}
+#: Engine stage names shown under another name ("done" still has the saving to do).
+STAGE_ALIASES = {"done": "save"}
+
+
+def queue_position(det: Detection) -> int:
+    """How many jobs will run before this queued one (0 when running or next)."""
+    if det.status != "queued":
+        return 0
+    stmt = (
+        select(func.count())
+        .select_from(Detection)
+        .where(Detection.status.in_(PENDING), Detection.created_at < det.created_at)
+    )
+    return int(db.session.scalar(stmt) or 0)
+
+
+def overall_progress(stage: str, fraction: float) -> float:
+    """Map the engine's (stage, fraction within stage) to one 0..1 figure for the bar."""
+    start, end = STAGE_SPAN.get(stage, (0.0, 1.0))
+    fraction = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else 0.0
+    return start + (end - start) * fraction
+
+
+def iso(value: datetime | None) -> str | None:
+    value = as_utc(value)
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def status_dict(det: Detection) -> dict[str, Any]:
+    """The small JSON the result page polls while a job runs."""
+    progress = 1.0 if det.status == "done" else float(det.progress or 0.0)
+    return {
+        "id": det.id,
+        "status": det.status,
+        "stage": det.stage,
+        "stage_label": det.stage_label,
+        "progress": round(progress, 4),
+        "percent": int(progress * 100),
+        "queue_position": queue_position(det),
+        "error": (
+            {"code": det.error_code, "message": det.error_message}
+            if det.status == "failed"
+            else None
+        ),
+    }
+
+
+def summary_dict(det: Detection) -> dict[str, Any]:
+    """A detection as the API lists it."""
+    return {
+        **status_dict(det),
+        "filename": det.filename,
+        "sha256": det.sha256,
+        "size_bytes": det.size_bytes,
+        "media_type": det.media_type,
+        "created_at": iso(det.created_at),
+        "started_at": iso(det.started_at),
+        "finished_at": iso(det.finished_at),
+        "model_version": det.model_version,
+        "verdict": det.verdict if det.status == "done" else None,
+        "verdict_label": VERDICT_LABELS.get(det.verdict or "") if det.status == "done" else None,
+        "p_fake": det.p_fake if det.status == "done" else None,
+        "links": {
+            "self": url_for("api.get_detection", detection_id=det.id, _external=True),
+            "html": url_for("results.show", detection_id=det.id, _external=True),
+            "thumbnail": (
+                url_for("results.artefact", detection_id=det.id, name="thumb.jpg", _external=True)
+                if has_thumbnail(det)
+                else None
+            ),
+        },
+    }
+
+
+def result_with_urls(det: Detection, result: dict[str, Any]) -> dict[str, Any]:
+    """``result.json`` with chip and heatmap paths turned into absolute URLs."""
+    out = dict(result)
+    chips = []
+    for chip in result.get("chips", []):
+        chip = dict(chip)
+        for key in ("image", "heatmap"):
+            if chip.get(key):
+                chip[key + "_url"] = url_for(
+                    "results.artefact", detection_id=det.id, name=chip[key], _external=True
+                )
+        chips.append(chip)
+    out["chips"] = chips
+    return out
+
+
+def frames_csv(det: Detection, result: dict[str, Any]) -> str:
+    """Per-frame scores as CSV: one row per scored face per sampled frame."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["frame_index", "timestamp_s", "track", "x0", "y0", "x1", "y1", "p_fake"])
+    for fr in result.get("frames", []):
+        box = list(fr.get("box") or [None] * 4)[:4]
+        writer.writerow(
+            [fr.get("index"), fr.get("timestamp"), fr.get("track"), *box, fr.get("p_fake")]
+        )
+    return buf.getvalue()
