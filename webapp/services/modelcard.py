@@ -127,6 +127,17 @@ def humanize(name: Any) -> str:
     return text[0].upper() + text[1:] if not text[0].isupper() else text
 
 
+#: Plain names for the sets of ``benchmarks/generalisation.py`` (metrics["analyze"]).
+SET_NAMES = {
+    "generators val": "Clips from generators it never trained on (talking heads, lip-sync)",
+    "photos val": "Diffusion portraits it never trained on, against new real photos",
+    "dfdc_faces test": "DFDC faces (held-out test)",
+    "ffpp_faces test": "FaceForensics++ faces (held-out test)",
+}
+#: Columns that are shares, shown as percentages.
+PERCENT_COLUMNS = {"fakes_called_fake", "reals_called_fake"}
+
+
 def _fmt_metric(value: Any) -> str:
     if value is None or isinstance(value, dict | list):
         return "–"
@@ -187,7 +198,9 @@ def metrics_table(info: dict[str, Any] | None = None) -> dict[str, Any] | None:
         "split": split,
         "columns": [label for _, label in keys],
         "rows": [
-            {"name": humanize(name), "cells": [_fmt_metric(d.get(k)) for k, _ in keys]}
+            {"name": SET_NAMES.get(name) or humanize(name),
+             "cells": [f"{d[k]:.1%}" if k in PERCENT_COLUMNS and isinstance(d.get(k), float)
+                       else _fmt_metric(d.get(k)) for k, _ in keys]}
             for name, d in sets.items()
         ],
     }
