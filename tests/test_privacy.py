@@ -478,7 +478,11 @@ def test_share_link_is_read_only_revocable_and_expires(app, files):
     assert f"/results/{mine.id}" not in html  # no owner URLs leak into the shared page
     for url in re.findall(rf'(?:src|href)="(/shared/{link.token}/[^"]+)"', html):
         assert editor.get(url).status_code == 200, url
-    assert editor.get(f"/shared/{link.token}/result.json").json["id"] == mine.id
+    shared_json = editor.get(f"/shared/{link.token}/result.json")
+    assert shared_json.json["id"] == mine.id
+    chip_urls = [c[k] for c in shared_json.json["result"]["chips"] for k in ("image_url", "heatmap_url") if k in c]
+    assert chip_urls and all(f"/shared/{link.token}/" in u for u in chip_urls), chip_urls  # never owner URLs
+    assert f"/results/{mine.id}" not in shared_json.get_data(as_text=True)
     assert editor.get(f"/shared/{link.token}/frames.csv").status_code == 200
     # The link opens this result only, nothing of the owner's.
     assert editor.get(f"/results/{mine.id}").status_code == 404

@@ -150,15 +150,8 @@ def download_json(token: str):
     if result is None:
         abort(404)
     urls = shared_urls(token)
-    chips = []
-    for chip in result.get("chips", []):
-        chip = dict(chip)
-        for key in ("image", "heatmap"):
-            if chip.get(key):
-                chip[key + "_url"] = url_for(
-                    "share.artefact", token=token, name=chip[key], _external=True
-                )
-        chips.append(chip)
+    with_urls = presenters.result_with_urls(
+        det, result, lambda name: url_for("share.artefact", token=token, name=name, _external=True))
     body = {
         "id": det.id,
         "filename": det.filename,
@@ -167,7 +160,7 @@ def download_json(token: str):
         "p_fake": det.p_fake,
         "model_version": det.model_version,
         "links": {"html": url_for("share.show", token=token, _external=True), "csv": urls["csv"]},
-        "result": {**result, "chips": chips},
+        "result": with_urls,
     }
     return _download(json.dumps(body, indent=2), "application/json", f"detection-{det.id}.json")
 

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -109,17 +110,20 @@ def summary_dict(det: Detection) -> dict[str, Any]:
     }
 
 
-def result_with_urls(det: Detection, result: dict[str, Any]) -> dict[str, Any]:
-    """``result.json`` with chip and heatmap paths turned into absolute URLs."""
+def result_with_urls(det: Detection, result: dict[str, Any],
+                     artefact_url: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """``result.json`` with chip and heatmap paths turned into absolute URLs (``artefact_url``
+    maps a stored file name to its URL; default: the owner's result file route)."""
+    if artefact_url is None:
+        def artefact_url(name: str) -> str:
+            return url_for("results.artefact", detection_id=det.id, name=name, _external=True)
     out = dict(result)
     chips = []
     for chip in result.get("chips", []):
         chip = dict(chip)
         for key in ("image", "heatmap"):
             if chip.get(key):
-                chip[key + "_url"] = url_for(
-                    "results.artefact", detection_id=det.id, name=chip[key], _external=True
-                )
+                chip[key + "_url"] = artefact_url(chip[key])
         chips.append(chip)
     out["chips"] = chips
     return out
