@@ -370,9 +370,11 @@ def wait_for_job(app: Flask, detection_id: str, timeout: float = 300.0) -> Detec
             time.sleep(0.1)
 
 
-def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: bool = False):
-    """Post a file through the HTML form (with its CSRF token when CSRF is on)."""
-    data: dict[str, Any] = {}
+def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: bool = False,
+           data: dict[str, Any] | None = None):
+    """Post a file through the HTML form (with its CSRF token when CSRF is on); ``data``: more
+    form fields (e.g. ``model``)."""
+    data = dict(data or {})
     if client.application.config.get("WTF_CSRF_ENABLED", True):
         page = client.get("/upload")
         token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]

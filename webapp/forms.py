@@ -39,6 +39,9 @@ class UploadForm(FlaskForm):
         ],
         render_kw={"accept": ACCEPT_ATTR},
     )
+    # A registry version; checked against the registry when the upload is stored
+    # (services.intake.chosen_model). Empty: the default model.
+    model = StringField("Model", validators=[Length(max=80)], default="")
     submit = SubmitField("Analyse")
 
 

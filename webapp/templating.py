@@ -67,6 +67,22 @@ def date_time(value) -> str:
     return value.strftime("%-d %b %Y, %H:%M UTC") if value else "–"
 
 
+def model_choices() -> list[dict[str, Any]]:
+    """The registry's models for the upload form's model picker, default first; empty when
+    the registry cannot be read (the form then has no picker and uploads use the default)."""
+    from flask import current_app
+
+    from .detection import registry
+    from .detection.errors import ModelNotFoundError
+
+    try:
+        reg = registry.Registry(current_app.config["MODEL_DIR"])
+        entries = sorted(reg.entries, key=lambda e: not e.default)
+    except (ModelNotFoundError, OSError):
+        return []
+    return [{"version": e.version, "default": e.default} for e in entries]
+
+
 def register(app: Flask) -> None:
     """Add the filters and globals to ``app``'s Jinja environment."""
     from .blueprints.results import tpct
@@ -97,3 +113,4 @@ def register(app: Flask) -> None:
         }
 
     app.jinja_env.globals["has_thumb"] = has_thumbnail  # macros see globals
+    app.jinja_env.globals["model_choices"] = model_choices

@@ -29,7 +29,7 @@ def _error(status: int, code: str, message: str):
 def create_detection():
     try:
         file = intake.single_file(request.files.getlist("file"))
-        det, reused = intake.create_detection(file, ensure_owner())
+        det, reused = intake.create_detection(file, ensure_owner(), request.form.get("model"))
     except intake.UploadRejected as err:
         response, status = _error(err.status, err.code, str(err))
         if status == 503:

@@ -28,7 +28,7 @@ def upload():
     status = 200
     if form.validate_on_submit():
         try:
-            det, reused = intake.create_detection(form.file.data, ensure_owner())
+            det, reused = intake.create_detection(form.file.data, ensure_owner(), form.model.data)
         except intake.UploadRejected as err:
             if err.code == "too_large":
                 abort(413)

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
 from ..config import ALLOWED_EXTENSIONS
-from ..detection.errors import DetectionError
+from ..detection import registry
+from ..detection.errors import DetectionError, ModelNotFoundError
 from ..extensions import db
 from ..models import Detection, new_id
 from ..templating import human_bytes
@@ -132,9 +133,25 @@ def probe(path: Path):
     )
 
 
-def create_detection(file: FileStorage | None, owner_id: str) -> tuple[Detection, bool]:
+def chosen_model(model: str | None) -> str | None:
+    """The version an upload asked for (``model=<version>``), checked against the registry;
+    None or "" means the default model. Raises :class:`UploadRejected` (400) for an unknown one."""
+    model = (model or "").strip()
+    if not model:
+        return current_model_version()
+    try:
+        versions = registry.Registry(Path(current_app.config["MODEL_DIR"])).versions
+    except ModelNotFoundError:
+        versions = []
+    if model not in versions:
+        listed = ", ".join(versions) or "none"
+        raise UploadRejected(f"Unknown model {model[:60]!r}. Available models: {listed}.", "unknown_model")
+    return model
+
+
+def create_detection(file: FileStorage | None, owner_id: str, model: str | None = None) -> tuple[Detection, bool]:
     """Store an upload for ``owner_id`` (an existing Owner row), check it by content and
-    queue its analysis.
+    queue its analysis with ``model`` (a registry version; default: the default model).
 
     Returns ``(detection, reused)``: ``reused`` is True when the same owner already analysed
     (or is analysing) the same file with the current model version; nothing new is stored
@@ -146,6 +163,7 @@ def create_detection(file: FileStorage | None, owner_id: str) -> tuple[Detection
 
     if file is None or not file.filename:
         raise UploadRejected("Choose a video clip or a photo to analyse.", "no_file")
+    version = chosen_model(model)
     name = clean_filename(file.filename) or "upload"
     ext = extension_of(name)
     if ext not in ALLOWED_EXTENSIONS:
@@ -161,7 +179,6 @@ def create_detection(file: FileStorage | None, owner_id: str) -> tuple[Detection
         sha, size = _save_stream(file.stream, part, current_app.config.get("MAX_CONTENT_LENGTH"))
         if size == 0:
             raise UploadRejected("The file is empty.", "corrupt_media")
-        version = current_model_version()
         existing = find_existing(sha, version, owner_id)
         if existing is not None:
             part.unlink()
