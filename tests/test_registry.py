@@ -122,6 +122,10 @@ def test_the_repository_ships_a_registry() -> None:
         for name in ("config.json", "frame_scorer.weights.h5", "temporal.weights.h5", "metrics.json",
                      "MODEL_CARD.md"):
             assert (e.path / name).is_file(), (e.version, name)
+    # model/MODEL_CARD.md is the default model's card (a link re-pointed with registry.json)
+    top = registry.DEFAULT_ROOT / "MODEL_CARD.md"
+    assert top.resolve() == reg.default.card_path.resolve(), "re-point model/MODEL_CARD.md at the default's card"
+    assert top.read_text(encoding="utf-8").startswith(f"# Model card: {reg.default.version}\n")
 
 
 def test_cache_loads_once_and_evicts_the_least_recently_used(tmp_path: Path, monkeypatch) -> None:
