@@ -116,19 +116,11 @@ def describe(entry: registry.ModelEntry) -> dict[str, Any]:
     }
 
 
-#: Sets of ``benchmarks/generalisation.py --write-metrics`` shown side by side, in this order.
-ANALYZE_SETS = [
-    ("generators val", "Unseen generators (clips)"),
-    ("photos val", "Unseen photos (diffusion vs real)"),
-    ("dfdc_faces test", "DFDC crops (test)"),
-    ("ffpp_faces test", "FaceForensics++ crops (test)"),
-]
-
-
 def compared(models_: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Every model on the same items through the site's analyze(): per set, AUC and the shares
     of fakes and reals called "likely fake". None unless some model has the figures."""
-    sets = [(k, label) for k, label in ANALYZE_SETS if any(k in (m.get("analyze") or {}) for m in models_)]
+    sets = [(k, short) for k, (short, _) in modelcard.ANALYZE_SETS.items()
+            if any(k in (m.get("analyze") or {}) for m in models_)]
     if not sets:
         return None
     rows = []

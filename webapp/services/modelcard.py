@@ -127,12 +127,15 @@ def humanize(name: Any) -> str:
     return text[0].upper() + text[1:] if not text[0].isupper() else text
 
 
-#: Plain names for the sets of ``benchmarks/generalisation.py`` (metrics["analyze"]).
-SET_NAMES = {
-    "generators val": "Clips from generators it never trained on (talking heads, lip-sync)",
-    "photos val": "Diffusion portraits it never trained on, against new real photos",
-    "dfdc_faces test": "DFDC faces (held-out test)",
-    "ffpp_faces test": "FaceForensics++ faces (held-out test)",
+#: The sets of ``benchmarks/generalisation.py`` (metrics["analyze"]), in the order shown:
+#: key -> (short column label for the model page, plain row name for the accuracy table).
+ANALYZE_SETS = {
+    "generators val": ("Unseen generators (clips)",
+                       "Clips from generators it never trained on (talking heads, lip-sync)"),
+    "photos val": ("Unseen photos (diffusion vs real)",
+                   "Diffusion portraits it never trained on, against new real photos"),
+    "dfdc_faces test": ("DFDC crops (test)", "DFDC faces (held-out test)"),
+    "ffpp_faces test": ("FaceForensics++ crops (test)", "FaceForensics++ faces (held-out test)"),
 }
 #: Columns that are shares, shown as percentages.
 PERCENT_COLUMNS = {"fakes_called_fake", "reals_called_fake"}
@@ -198,7 +201,7 @@ def metrics_table(info: dict[str, Any] | None = None) -> dict[str, Any] | None:
         "split": split,
         "columns": [label for _, label in keys],
         "rows": [
-            {"name": SET_NAMES.get(name) or humanize(name),
+            {"name": ANALYZE_SETS[name][1] if name in ANALYZE_SETS else humanize(name),
              "cells": [f"{d[k]:.1%}" if k in PERCENT_COLUMNS and isinstance(d.get(k), float)
                        else _fmt_metric(d.get(k)) for k, _ in keys]}
             for name, d in sets.items()
