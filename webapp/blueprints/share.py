@@ -88,6 +88,15 @@ def shared_or_404(token: str) -> tuple[ShareLink, Detection]:
     return link, det
 
 
+def shared_result_or_404(token: str) -> tuple[ShareLink, Detection, dict]:
+    """:func:`shared_or_404` and the detection's stored result; 404 if that is gone."""
+    link, det = shared_or_404(token)
+    result = storage.load_result(det)
+    if result is None:
+        abort(404)
+    return link, det, result
+
+
 def shared_urls(token: str) -> dict:
     return {
         "file": lambda name: url_for("share.artefact", token=token, name=name),
@@ -98,10 +107,7 @@ def shared_urls(token: str) -> dict:
 
 @bp.get("/shared/<token>")
 def show(token: str):
-    link, det = shared_or_404(token)
-    result = storage.load_result(det)
-    if result is None:
-        abort(404)
+    link, det, result = shared_result_or_404(token)
     urls = shared_urls(token)
     response = Response(
         render_template(
@@ -145,10 +151,7 @@ def _download(body: str, mimetype: str, filename: str) -> Response:
 
 @bp.get("/shared/<token>/result.json")
 def download_json(token: str):
-    _, det = shared_or_404(token)
-    result = storage.load_result(det)
-    if result is None:
-        abort(404)
+    _, det, result = shared_result_or_404(token)
     urls = shared_urls(token)
     with_urls = presenters.result_with_urls(
         det, result, lambda name: url_for("share.artefact", token=token, name=name, _external=True))
@@ -167,8 +170,5 @@ def download_json(token: str):
 
 @bp.get("/shared/<token>/frames.csv")
 def download_csv(token: str):
-    _, det = shared_or_404(token)
-    result = storage.load_result(det)
-    if result is None:
-        abort(404)
+    _, det, result = shared_result_or_404(token)
     return _download(presenters.frames_csv(det, result), "text/csv", f"detection-{det.id}-frames.csv")
