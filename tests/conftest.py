@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 import media
 import numpy as np
 import pytest
+import stack
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
@@ -455,9 +455,7 @@ class LiveServer:
         return self.base + path
 
     def start(self, timeout: float = 120.0, **extra_env: str) -> LiveServer:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = stack.free_port()
         env = {
             **os.environ,
             "DEEPFAKE_INSTANCE_PATH": str(self.instance),
@@ -516,19 +514,10 @@ class LiveServer:
 
     def kill(self) -> None:
         """SIGKILL the whole server, master and workers: a power cut."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        stack.kill_group(self.proc)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        stack.stop_group(self.proc)
 
     def log(self) -> str:
         try:
