@@ -121,7 +121,6 @@ class Trainer:
         self.work.mkdir(parents=True, exist_ok=True)
         self.lower = self.nets.backbone.lower(opt.split_block)
         self.upper = self.nets.backbone.upper(opt.split_block)
-        self.clips: list = []
 
     # ------------------------------------------------------------------ data
     def load_data(self) -> Chips:
@@ -131,6 +130,7 @@ class Trainer:
         items = [it for folder in self.opt.data for it in read_labels(folder)]
         splits = assign_splits(items)
         parts: list[Chips] = []
+        n_clips = 0  # the next clip's index (frames not from a clip are marked -1)
         for folder in self.opt.data:
             name = Path(folder).name
             dom = DOMAINS.get(name, name)
@@ -145,10 +145,10 @@ class Trainer:
                     np.full(len(its), -1), np.array([splits[it] for it in its]))))
             for cc in clip_chips(folder, self.opt.seq_len, size, pad):
                 n = len(cc.chips)
-                self.clips.append((cc, splits[cc.item], report_key(name, cc.item.method, cc.item.label)))
+                key = report_key(name, cc.item.method, cc.item.label)
                 parts.append(Chips(cc.chips, np.full(n, cc.item.label, np.int8), np.array([dom] * n),
-                                   np.array([self.clips[-1][2]] * n), np.full(n, len(self.clips) - 1),
-                                   np.array([splits[cc.item]] * n)))
+                                   np.array([key] * n), np.full(n, n_clips), np.array([splits[cc.item]] * n)))
+                n_clips += 1
             self.cfg.trained_on.append(name)
         data = Chips(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("chips", "label", "domain", "key", "clip", "split")))
         for sp in ("train", "val", "test"):
