@@ -4,7 +4,9 @@ Every real clip of ../shared/data/videos and ../shared/data/generators (first ``
 each; ``--clips`` caps how many, spread over sources) and a sample of real photos
 (../shared/data/photos, real_faces) are analysed as they are and after each transformation:
 
-  face120 / face80 / face50   the whole picture downscaled so the face is that wide
+  face120 / face80 / face70 / face60 / face50
+                              the whole picture downscaled so the face is that wide
+  face70dark                  downscaled to a 70-px face and darkened (far away in a dim room)
   crf35 / jpeg30              H.264 at CRF 35 (clips), JPEG quality 30 (photos)
   dark                        gamma 1.8 and gain 0.45 (a dim room)
   blur                        Gaussian blur, sigma 2
@@ -14,7 +16,13 @@ each; ``--clips`` caps how many, spread over sources) and a sample of real photo
 The table gives, per transformation and model, the share of reals called "likely fake" (target
 <= 2% each), "inconclusive", "likely real", and how many had no judgeable face.
 
+``--min-face-px VIDEO,IMAGE`` overrides the models' "too small to judge" line, which is how that
+line is measured: run the small-face conditions with the line lowered and see where reals start
+being called fake. ``--label fake`` runs the same on the fake clips and photos (how many small or
+dim fakes are still caught).
+
     .venv/bin/python -m benchmarks.false_alarms [--model model/ --model other/] [--clips 40] [--photos 120]
+    .venv/bin/python -m benchmarks.false_alarms --min-face-px 40,40 --conditions face100,face80,face70,face60,face70dark
 """
 
 from __future__ import annotations
@@ -32,12 +40,15 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONDITIONS = ("original", "face120", "face80", "face50", "compressed", "dark", "blur", "noise", "portrait")
+MORE_CONDITIONS = ("face100", "face70", "face60", "face70dark")  # measuring the small-face line
 
 
 def transform(rgb: np.ndarray, cond: str, face_px: float, rng: np.random.Generator) -> np.ndarray:
     """One frame (H, W, 3) uint8 RGB under ``cond`` (``face_px``: the face's width in it)."""
+    if cond.startswith("face") and cond.endswith("dark"):
+        return transform(transform(rgb, cond[:-4], face_px, rng), "dark", face_px, rng)
     if cond.startswith("face"):
-        f = float(cond[4:]) / max(face_px, 1.0)
+        f = face_target(cond) / max(face_px, 1.0)
         if f >= 1.0:
             return rgb
         h, w = rgb.shape[:2]
@@ -86,9 +97,23 @@ def write_photo(src: Path, dst: Path, cond: str, face_px: float, seed: int) -> P
     return dst
 
 
-def real_items(n_clips: int, n_photos: int, seed: int = 0) -> list[tuple[str, Path, str]]:
-    """(kind, path, source) of real clips and photos, spread evenly over their sources."""
+def face_target(cond: str) -> float:
+    """The face width a "face…" condition shrinks to (face70dark -> 70)."""
+    return float(cond[4:].removesuffix("dark"))
+
+
+def real_items(n_clips: int, n_photos: int, seed: int = 0, label: int = 0,
+               split: str = "all") -> list[tuple[str, Path, str]]:
+    """(kind, path, source) of clips and photos of ``label`` (0 real), spread evenly over sources;
+    ``split`` keeps only the training rule's "val" (or "train", "test") items."""
     from webapp.detection.training.dataset import read_labels
+    from webapp.detection.training.sampling import assign_splits
+
+    def of_split(items: list) -> list:
+        if split == "all":
+            return items
+        splits = assign_splits(items)
+        return [it for it in items if splits[it] == split]
 
     rng = np.random.default_rng(seed)
 
@@ -104,8 +129,8 @@ def real_items(n_clips: int, n_photos: int, seed: int = 0) -> list[tuple[str, Pa
             k += 1
         return out
 
-    clips = [it for f in ("videos", "generators") if (DATA / f).is_dir() for it in read_labels(DATA / f) if it.label == 0]
-    photos = [it for f in ("photos", "real_faces") if (DATA / f).is_dir() for it in read_labels(DATA / f) if it.label == 0]
+    clips = [it for f in ("videos", "generators") if (DATA / f).is_dir() for it in of_split(read_labels(DATA / f)) if it.label == label]
+    photos = [it for f in ("photos", "real_faces") if (DATA / f).is_dir() for it in of_split(read_labels(DATA / f)) if it.label == label]
     out = [("clip", it.path, it.source) for it in spread(clips, n_clips)]
     out += [("photo", it.path, it.group.split("|")[-1] if it.source == "photos" else it.source) for it in spread(photos, n_photos)]
     return out
@@ -128,23 +153,38 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--scores", type=Path, default=None,
+                    help="also write every analysis (item, condition, model, p_fake, verdict, face px) as JSON lines")
+    ap.add_argument("--label", choices=("real", "fake"), default="real")
+    ap.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
+                    help="only items the training split rule puts here (choose lines on val)")
+    ap.add_argument("--min-face-px", default=None, metavar="VIDEO,IMAGE",
+                    help="judge faces down to these widths (overrides each model's line; for measuring it)")
     ap.add_argument("--write-metrics", action="store_true",
                     help="store each model's rows as 'false_alarms' in its metrics.json and config.json (the card shows them)")
     args = ap.parse_args()
     from webapp.detection.pipeline import Detector
 
     detectors = [Detector(m) for m in (args.model or [Path("model")])]
+    if args.min_face_px:
+        video_px, image_px = (int(v) for v in args.min_face_px.split(","))
+        for d in detectors:
+            d.cfg.min_face_px = {"video": video_px, "image": image_px}
     conds = args.conditions.split(",")
-    items = real_items(args.clips, args.photos)
-    print(f"{sum(k == 'clip' for k, _, _ in items)} real clips, {sum(k == 'photo' for k, _, _ in items)} real photos; "
-          f"models: {', '.join(d.version for d in detectors)}", flush=True)
+    unknown = set(conds) - set(CONDITIONS) - set(MORE_CONDITIONS)
+    if unknown:
+        ap.error(f"unknown condition(s) {', '.join(sorted(unknown))}; known: {', '.join(CONDITIONS + MORE_CONDITIONS)}")
+    items = real_items(args.clips, args.photos, label=int(args.label == "fake"), split=args.split)
+    lines = ", ".join(f"{d.version}: clips {d.min_face_px('video')} px, photos {d.min_face_px('image')} px" for d in detectors)
+    print(f"{sum(k == 'clip' for k, _, _ in items)} {args.label} clips, {sum(k == 'photo' for k, _, _ in items)} "
+          f"{args.label} photos; faces judged from ({lines})", flush=True)
     tally: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for n, (kind, path, _source) in enumerate(items, 1):
             fw = face_width(detectors[0], path, kind)
             for c in conds:
-                if c.startswith("face") and (fw == 0 or float(c[4:]) >= fw):
+                if c.startswith("face") and (fw == 0 or face_target(c) >= fw):
                     continue  # the face is already that small (or none found): nothing to shrink
                 dst = Path(tmp) / f"{n}_{c}{'.mp4' if kind == 'clip' else '.jpg'}"
                 if kind == "clip":
@@ -153,12 +193,17 @@ def main() -> None:
                     write_photo(path, dst, c, fw, n)
                 for d in detectors:
                     a = d.analyze(dst)
+                    if args.scores:
+                        with args.scores.open("a") as fh:
+                            fh.write(json.dumps({"item": str(path), "source": _source, "kind": kind, "condition": c,
+                                                 "model": d.version, "p_fake": a.p_fake, "verdict": a.verdict,
+                                                 "face_px": a.largest_face_px}) + "\n")
                     verdict = a.verdict if a.verdict in ("real", "inconclusive", "fake") else "no_face"
                     tally[(d.version, c, kind)][verdict] += 1
                 dst.unlink()
             if n % 10 == 0:
                 print(f"  {n}/{len(items)} items, {time.time() - t0:.0f} s", flush=True)
-    print(f"\nReal faces called 'likely fake' per transformation ({time.time() - t0:.0f} s):")
+    print(f"\n{args.label.capitalize()} faces called 'likely fake' per transformation ({time.time() - t0:.0f} s):")
     print("| transformation | kind | n | " + " | ".join(f"{d.version}: fake / inconcl. / real / no face" for d in detectors) + " |")
     print("|---|---|---|" + "---|" * len(detectors))
     rows = []

@@ -90,6 +90,9 @@ class StandInDetector:
         self.no_face = False
         self.error: Exception | None = None
         self.delay = 0.0
+        #: When set: the face is narrower than this vouch line, so a real-band score reads
+        #: "inconclusive" (the engine's rule, see Detector.vouch_face_px).
+        self.vouch_face_px: int | None = None
         self.calls: list[str] = []
 
     def analyze(self, path, *, progress=None, max_duration=None, max_pixels=40_000_000, **_):
@@ -147,7 +150,12 @@ class StandInDetector:
             last_timestamp=stamps[-1],
         )
         verdict = "fake" if self.p_fake >= 0.7 else "real" if self.p_fake < 0.3 else "inconclusive"
+        unvouched = verdict == "real" and self.vouch_face_px is not None
+        if unvouched:
+            verdict = "inconclusive"
         return Analysis(
+            unvouched=unvouched,
+            vouch_face_px=self.vouch_face_px or 0,
             faces_found=n,
             tracks=[track],
             frames=frames,

@@ -181,17 +181,19 @@ def dim_clips(tmp_path_factory) -> dict[str, Path]:
 
     d = tmp_path_factory.mktemp("dim")
     return {
-        "far": em.dim_far_clip(d / "far.mp4", face_px=60),
+        "tiny": em.dim_far_clip(d / "tiny.mp4", face_px=45),
+        "far": em.dim_far_clip(d / "far.mp4", face_px=75),
         "near": em.dim_far_clip(d / "near.mp4", face_px=130),
     }
 
 
 def test_face_too_small_to_judge(engine, dim_clips):
-    """A 60 px face in a dark 1080p clip is found, shown and followed, but not judged: the
+    """A 45 px face in a dark 1080p clip is found, shown and followed, but not judged: the
     verdict says so with its size instead of "no face found" or a score."""
-    a = engine.analyze(dim_clips["far"])
+    a = engine.analyze(dim_clips["tiny"])
+    line = engine.min_face_px("video")
     assert a.verdict == "no_face" and a.p_fake is None and a.too_small
-    assert 45 <= a.largest_face_px < 100 and a.min_face_px == 100
+    assert 30 <= a.largest_face_px < line and a.min_face_px == line
     assert a.tracks and all(not t.judged and t.p_fake is None for t in a.tracks)
     assert a.tracks[0].n_frames == a.frames_sampled
     assert a.chips and all(c.p_fake is None and c.heatmap is None for c in a.chips)
@@ -201,10 +203,45 @@ def test_face_too_small_to_judge(engine, dim_clips):
     assert d["largest_face_px"] == a.largest_face_px and d["tracks"][0]["judged"] is False
 
 
+def test_far_dim_face_is_judged_but_never_vouched_real(engine, dim_clips):
+    """Issue 10's case: a ~70 px face in a dark 1080p room gets a score and a verdict. Between
+    the judged line and the vouch line the model may say "likely fake" but never "likely real"
+    (small faces' fakes drift into the real band): a score in the real band reads "inconclusive"."""
+    a = engine.analyze(dim_clips["far"])
+    assert engine.min_face_px("video") <= a.largest_face_px < engine.vouch_face_px("video")
+    assert a.verdict in {"inconclusive", "fake"} and 0.0 <= a.p_fake <= 1.0
+    assert a.tracks[0].judged and all(c.p_fake is not None for c in a.chips)
+    real_band = a.p_fake < a.thresholds["real_below"]
+    assert a.unvouched == real_band and json.loads(a.to_json())["vouch_face_px"] == a.vouch_face_px
+
+
+def test_vouch_line_turns_real_band_into_inconclusive(dim_clips, tmp_path):
+    """The same clip and scores through a copy of the model whose real band covers everything:
+    with the vouch line above the face it reads "inconclusive" (unvouched), with the line at the
+    judged line it reads "real". Only the verdict moves, never the score."""
+    import shutil
+
+    from conftest import shipped_model
+
+    from webapp.detection.pipeline import Detector
+
+    src = shipped_model()
+    dst = shutil.copytree(src, tmp_path / "m")
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg.update(real_below=1.0, clip_real_below=1.0, fake_above=1.0, clip_fake_above=1.0)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    det = Detector(dst)
+    small = det.analyze(dim_clips["far"], explain=False)
+    assert small.verdict == "inconclusive" and small.unvouched
+    det.cfg.vouch_face_px = None  # vouch from the judged line
+    again = det.analyze(dim_clips["far"], explain=False)
+    assert again.verdict == "real" and not again.unvouched and again.p_fake == small.p_fake
+
+
 def test_dim_face_large_enough_is_judged(engine, dim_clips):
     """The same dark room with the face at 130 px: a real verdict, every frame scored."""
     a = engine.analyze(dim_clips["near"])
     assert a.verdict in {"real", "inconclusive", "fake"} and 0.0 <= a.p_fake <= 1.0
-    assert a.largest_face_px >= 100 and not a.too_small
+    assert a.largest_face_px >= engine.vouch_face_px("video") and not a.too_small and not a.unvouched
     assert a.tracks[0].judged and a.tracks[0].n_frames == a.frames_sampled
     assert all(c.p_fake is not None for c in a.chips)

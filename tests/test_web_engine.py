@@ -87,10 +87,10 @@ def test_face_too_small_page(engine_app, tmp_path):
     import engine_media as em
 
     client = engine_app.test_client()
-    clip = em.dim_far_clip(tmp_path / "far.mp4", face_px=60)
+    clip = em.dim_far_clip(tmp_path / "far.mp4", face_px=45)
     det_id = detection_id_from(upload(client, clip))
     det = wait_for_job(engine_app, det_id, timeout=600)
     assert det.status == "done" and det.verdict == "no_face" and det.p_fake is None
     html = client.get(f"/results/{det_id}").get_data(as_text=True)
-    assert "Face too small to judge (" in html and "px wide; needs ≥ 100 px)" in html
+    assert "Face too small to judge (" in html and "px wide; needs ≥ 60 px)" in html
     assert "Why no face was found" not in html

@@ -218,3 +218,27 @@ def test_wsgi_and_app_modules_build_the_app(tmp_path):
     conf = {}
     exec((root / "gunicorn.conf.py").read_text(), conf)
     assert conf["preload_app"] is False and 1 <= conf["workers"] <= 2 and conf["timeout"] >= 120
+
+
+def test_face_size_lines_follow_the_default_model(app, client, model_dir):
+    """The upload tips and the info page's limits quote the default model's own lines: the
+    engine's defaults without any in config.json, the model's judged/vouched lines with them."""
+    import json
+
+    from webapp.detection.result import face_lines
+
+    assert face_lines({}) == {"judged": {"video": 100, "image": 60}, "vouched": {"video": 100, "image": 60}}
+    lines = face_lines({"min_face_px": {"video": 60}, "vouch_face_px": {"video": 100, "image": 40}})
+    assert lines == {"judged": {"video": 60, "image": 60}, "vouched": {"video": 100, "image": 60}}
+
+    page = client.get("/upload").get_data(as_text=True)
+    assert "at least 100 pixels wide in a clip (60 in a photo)" in page and "never “likely real”" not in page
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg.update(min_face_px={"video": 60, "image": 60}, vouch_face_px={"video": 100, "image": 150})
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+    os.utime(model_dir / "config.json", (1, 1))  # a new mtime: the cached config is re-read
+    page = client.get("/upload").get_data(as_text=True)
+    assert "at least 60 pixels wide in a clip (60 in a photo)" in page
+    assert "Below 100 px in a clip (150 in a photo) a face can still be called “likely fake”, but never “likely real”." in page
+    info = client.get("/info").get_data(as_text=True)
+    assert "Faces narrower than 60 pixels in a video" in info and "narrower than 100 pixels in a video (150 in a photo)" in info

@@ -51,6 +51,18 @@ def test_result_page_for_a_photo_has_no_timeline(app, client, files):
     assert "Likely real" in html and 'class="timeline"' not in html and "Photo" in html
 
 
+def test_small_face_in_the_real_band_is_not_vouched_for(app, client, files, detector):
+    """A real-band score on a face under the model's vouch line: "Inconclusive", and the
+    sentence says why (the face's size), not the plain "between the lines" text."""
+    detector.p_fake, detector.vouch_face_px = 0.12, 100
+    det = wait_for_job(app, detection_id_from(upload(client, files["clip"])))
+    assert det.verdict == "inconclusive"
+    html = client.get(f"/results/{det.id}").get_data(as_text=True)
+    assert "Inconclusive" in html and "Likely real" not in html
+    assert "below the 30% line where we call it likely real" in html and "narrower than 100 px" in html
+    assert "between the" not in html
+
+
 def test_result_page_for_no_face(app, client, files, detector):
     detector.no_face = True
     det_id = detection_id_from(upload(client, files["no_face_clip"]))

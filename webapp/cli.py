@@ -64,8 +64,13 @@ def detect_command(paths: tuple[Path, ...], as_json: bool, model: str | None) ->
             results.append(a.to_dict())
         else:
             p = "   -  " if a.p_fake is None else f"{a.p_fake:.3f}"
+            why = ""
+            if a.too_small:
+                why = f"  (face {a.largest_face_px} px: too small to judge, needs >= {a.min_face_px} px)"
+            elif a.unvouched:
+                why = f"  (real band, but a face under {a.vouch_face_px} px is not vouched for)"
             click.echo(f"{path}: {a.verdict:<12} p_fake={p} faces={a.faces_found:<3} "
-                       f"{a.timings['total']:.2f}s")
+                       f"{a.timings['total']:.2f}s{why}")
     if as_json:
         click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     if failed:

@@ -83,6 +83,14 @@ def model_choices() -> list[dict[str, Any]]:
     return [{"version": e.version, "default": e.default} for e in entries]
 
 
+def default_face_lines() -> dict[str, dict[str, int]]:
+    """The default model's face-size lines (judged from / called real from), per media type."""
+    from .detection.result import face_lines
+    from .services.modelcard import model_info
+
+    return face_lines(model_info())
+
+
 def register(app: Flask) -> None:
     """Add the filters and globals to ``app``'s Jinja environment."""
     from .blueprints.results import tpct
@@ -110,6 +118,7 @@ def register(app: Flask) -> None:
             "STAGE_LABELS": STAGE_LABELS,
             "identity": current_identity,  # a function: pages that need it call it
             "accounts_exist": accounts_exist,
+            "face_lines": default_face_lines,  # a function: pages that need it call it
         }
 
     app.jinja_env.globals["has_thumb"] = has_thumbnail  # macros see globals

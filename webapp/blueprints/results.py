@@ -202,6 +202,19 @@ def verdict_sentence(verdict: str | None, p: float | None, t: dict[str, float]) 
     )
 
 
+def unvouched_sentence(p: float, result: dict[str, Any], t: dict[str, float]) -> str:
+    """Why a score in the real band reads "inconclusive": the face is too small to vouch for."""
+    line = result.get("vouch_face_px")
+    return (
+        f"The model puts the chance that a face here was manipulated at {score_pct(p, t)}, below the "
+        f"{tpct(t.get('real_below', 0.3))} line where we call it likely real, but a face in it is "
+        f"narrower than {line} px. At that size this model lets too many fakes through "
+        "(they score as real), so it does not vouch for the face: treat the file as unverified. "
+        "It would still have called a small face \"likely fake\" above the fake line. A closer or "
+        "sharper copy can be judged fully."
+    )
+
+
 def score_band(p: float | None, t: dict[str, float]) -> str:
     if p is None:
         return "no_face"
@@ -242,7 +255,8 @@ def build_view(
             f"Face too small to judge ({too_small['px']} px wide; needs ≥ {too_small['needs']} px). "
             "The model's scores on faces this small are not trustworthy (real faces drift towards "
             "\"fake\"), so there is no verdict. A closer or higher-resolution copy can be judged."
-            if too_small else verdict_sentence(det.verdict, det.p_fake, t)
+            if too_small else unvouched_sentence(det.p_fake, result, t) if result.get("unvouched")
+            else verdict_sentence(det.verdict, det.p_fake, t)
         ),
         "score": score_pct(det.p_fake, t) if det.p_fake is not None else None,
         "gauge": gauge(det.p_fake, t),

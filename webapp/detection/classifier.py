@@ -57,6 +57,14 @@ class ModelConfig:
     # None: clips use the photo bands above.
     clip_real_below: float | None = None
     clip_fake_above: float | None = None
+    # Narrowest face (pixels of the decoded frame, median over a track) the model is trusted to
+    # judge, per media type ("video", "image"); measured per model with
+    # `python -m benchmarks.false_alarms --min-face-px ...`. None: the engine's defaults.
+    min_face_px: dict[str, int] | None = None
+    # Narrowest face the model may call "likely real". Between min_face_px and this, a face is
+    # scored and can be called "likely fake", but a score in the real band reads "inconclusive":
+    # small faces' fakes drift into the real band. None: same as min_face_px.
+    vouch_face_px: dict[str, int] | None = None
     normalisation: str = ""
     trained_on: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -22,7 +22,7 @@ from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
 from .errors import ModelNotFoundError, ModelOutputError
 from .faces import detect_faces, find_faces, link_tracks, make_chip, warm_up
 from .media import DEFAULT_MAX_PIXELS, SampledFrames, load_media
-from .result import Analysis, Chip, FrameScore, TrackScore
+from .result import Analysis, Chip, FrameScore, TrackScore, face_lines
 
 ProgressCallback = Callable[[str, float], None]
 
@@ -30,13 +30,6 @@ DEFAULT_MODEL_DIR = registry.DEFAULT_ROOT  # the registry root; a Detector loads
 BATCH = 16
 EXPLAIN_TOP = 3  # Grad-CAM overlays for this many most suspicious frames
 MIN_TRACK_FRACTION = 0.25  # tracks shorter than this share of the longest are not decisive
-# Faces narrower than this (median over a track, detector box, pixels of the decoded frame) are
-# shown but not judged. Measured with `python -m benchmarks.faces --sizes` (faces shrunk and
-# chipped again): clips through the temporal model, shrunk to 80 px, score real faces up to
-# 0.98 (called fake); at 100 px none crosses the fake line. The per-frame score of a photo holds
-# up further down: on DFDC crops AUC 0.87 at full size, 0.85 at 60 px, 0.83 at 50 px, and no
-# real crop crosses the fake line at any size.
-MIN_JUDGED_FACE_PX = {"video": 100, "image": 60}
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
@@ -89,6 +82,14 @@ class Detector:
         from dataclasses import asdict
 
         return asdict(self.cfg)
+
+    def min_face_px(self, media_type: str) -> int:
+        """Narrowest face this model judges ("video" or "image"): its config, else the default."""
+        return face_lines(self.config)["judged"][media_type]
+
+    def vouch_face_px(self, media_type: str) -> int:
+        """Narrowest face this model may call "likely real" (never below :meth:`min_face_px`)."""
+        return face_lines(self.config)["vouched"][media_type]
 
     # -- network calls ------------------------------------------------------------------
     def _features(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +163,7 @@ class Detector:
                                      self.cfg.chip_padding) for tf in flat])
                  if flat else np.zeros((0, self.cfg.chip_size, self.cfg.chip_size, 3), np.uint8))
         # A face too small to judge is still shown and followed, but gets no score.
-        min_px = MIN_JUDGED_FACE_PX[info.media_type] * sampled.scale
+        min_px = self.min_face_px(info.media_type) * sampled.scale
         track_px = [float(np.median([tf.face.size for tf in tr])) * sampled.scale for tr in tracks]
         judged = [px >= min_px for px in track_px]
         scored = np.array([judged[tf.track] for tf in flat], dtype=bool)
@@ -240,6 +241,12 @@ class Detector:
         if len(judged_tracks) > len(decisive):
             warnings.append(f"{len(judged_tracks) - len(decisive)} briefly seen face(s) were shown "
                             "but did not count towards the verdict.")
+        verdict = self.cfg.verdict(p_fake, info.media_type)
+        vouch_px = self.vouch_face_px(info.media_type) * sampled.scale
+        smallest = min(track_px[tr.id] for tr in decisive)
+        unvouched = verdict == "real" and smallest < vouch_px
+        if unvouched:  # explained by the fields (web: the verdict sentence)
+            verdict = "inconclusive"
         timings["classify"] = time.perf_counter() - t
         report("classify", 1.0)
 
@@ -260,8 +267,9 @@ class Detector:
         chip_list.sort(key=lambda c: (c.timestamp, c.track))
         report("done", 1.0)
         return Analysis(tracks=track_scores, frames=frame_scores, p_fake=round(p_fake, 4),
-                        verdict=self.cfg.verdict(p_fake, info.media_type), timings=_round(timings),
-                        chips=chip_list, largest_face_px=round(max(track_px)), **base)
+                        verdict=verdict, timings=_round(timings), chips=chip_list,
+                        largest_face_px=round(max(track_px)), unvouched=unvouched,
+                        vouch_face_px=round(vouch_px), **base)
 
 
 def _round(t: dict[str, float]) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -10,6 +11,23 @@ import numpy as np
 
 Verdict = Literal["real", "inconclusive", "fake", "no_face"]
 MediaType = Literal["video", "image"]
+
+
+# Faces narrower than this (median over a track, detector box, pixels of the source) are shown
+# but not judged, unless a model's config.json says otherwise ("min_face_px"). The default is
+# the line measured for 2026.11.22-lite0 (`python -m benchmarks.faces --sizes`): its clips
+# called real faces of 80 px fake. A model may also set "vouch_face_px": between the two lines
+# a face is scored and can be called "likely fake", but never "likely real" (measured per
+# model with `python -m benchmarks.false_alarms --split val --min-face-px 40,40 ...`).
+MIN_JUDGED_FACE_PX = {"video": 100, "image": 60}
+
+
+def face_lines(config: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """A model's face-size lines from its config (a ``config.json`` dict):
+    ``{"judged": {"video": px, "image": px}, "vouched": {...}}`` (vouched >= judged)."""
+    judged = {m: int((config.get("min_face_px") or {}).get(m, px)) for m, px in MIN_JUDGED_FACE_PX.items()}
+    vouched = {m: max(px, int((config.get("vouch_face_px") or {}).get(m, 0))) for m, px in judged.items()}
+    return {"judged": judged, "vouched": vouched}
 
 
 @dataclass
@@ -74,7 +92,8 @@ class Analysis:
     ``p_fake`` is None exactly when ``verdict == "no_face"``: a missing face is never "real".
     When faces were found but all were too small to judge, the verdict is still "no_face" and
     ``largest_face_px`` (source pixels) says how big the largest was; ``min_face_px`` is the
-    size a face needs to be judged.
+    size a face needs to be judged. A face between ``min_face_px`` and ``vouch_face_px`` is
+    judged but never called "real" (``unvouched``).
     """
 
     path: str
@@ -92,6 +111,10 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     min_face_px: int = 0
     largest_face_px: int | None = None
+    #: Narrowest face the model may call "likely real" (source pixels); ``unvouched``: the score
+    #: was in the real band but a deciding face was narrower, so the verdict is "inconclusive".
+    vouch_face_px: int = 0
+    unvouched: bool = False
 
     @property
     def too_small(self) -> bool:
