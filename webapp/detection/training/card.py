@@ -84,6 +84,15 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         t = notes["thresholds"]
         lines.append(f"- Threshold rule: {t['rule']}. On validation this gives a false-alarm rate of "
                      f"{t['val_false_alarm_rate']:.1%} and calls {t['val_fake_called_real_rate']:.1%} of fakes real.")
+    if cfg.min_face_px or cfg.vouch_face_px:
+        from ..result import face_lines
+
+        fl = face_lines({"min_face_px": cfg.min_face_px, "vouch_face_px": cfg.vouch_face_px})
+        lines.append(f"- Face sizes: judged from {fl['judged']['video']} px in a clip, {fl['judged']['image']} px "
+                     f"in a photo; called \"likely real\" only from {fl['vouched']['video']} px in a clip, "
+                     f"{fl['vouched']['image']} px in a photo (below that a real-band score reads \"inconclusive\")")
+        fs = notes.get("face_size_lines") or {}
+        lines += [f"  - {k}: {fs[k]}" for k in ("rule", "video", "image") if k in fs]
     lines += [
         "",
         "## Training data",
@@ -179,7 +188,8 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         "The per-method rows above say how it does on generators it never trained on: read them before "
         "trusting a \"likely real\" on a talking-head or lip-sync clip.",
         "- Heavy compression, very small faces, strong profile views and occlusions lower accuracy; faces "
-        "too small to judge are shown but not scored, and faces dlib cannot find are reported as \"no face\".",
+        "too small to judge are shown but not scored, faces too small to vouch for are never called \"likely "
+        "real\", and faces dlib cannot find are reported as \"no face\".",
         "- In-domain figures are optimistic: DFDC actors recur across videos, FaceForensics++ crops split by row.",
         "- A score is evidence, not proof. Use the inconclusive band as \"look closer\", not as \"probably real\".",
     ]
