@@ -276,15 +276,19 @@ def _nice_step(span: float, target: int = 6) -> float:
     return 10 * mag
 
 
-def timeline(result: dict[str, Any], t: dict[str, float]) -> dict[str, Any] | None:
+def timeline(
+    result: dict[str, Any], t: dict[str, float], *, width: int = 760, height: int = 260
+) -> dict[str, Any] | None:
     """Geometry of the per-frame score chart, drawn as SVG by the template.
 
     One line per face track; the shaded bands and dashed lines are the verdict thresholds.
+    ``width`` x ``height`` is the chart's size in SVG units (smaller for the side-by-side
+    comparison of models, so its text keeps its size).
     """
     frames = [f for f in result.get("frames", []) if f.get("p_fake") is not None]
     if not frames:
         return None
-    W, H = 760, 260
+    W, H = width, height
     left, right, top, bottom = 52, 16, 14, 40
     pw, ph = W - left - right, H - top - bottom
     duration = float((result.get("media") or {}).get("duration") or 0.0)
