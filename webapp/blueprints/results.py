@@ -29,7 +29,7 @@ from flask import (
 from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection
 from ..owners import get_visible_or_404 as get_or_404
-from ..services import presenters, storage
+from ..services import compare, presenters, storage
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -73,6 +73,7 @@ def show(detection_id: str):
         urls=urls,
         shared=False,
         share_links=links_of(det) if result is not None else [],
+        comparison=compare.comparison(det, result) if result is not None else None,
         share_form=ShareForm(),
         revoke_form=RevokeShareForm(),
     )
