@@ -13,7 +13,7 @@ from ..auth import api_identity
 from ..extensions import db
 from ..owners import ensure_owner, get_visible_or_404
 from ..services import compare, intake, presenters, storage
-from .history import detections_query, parse_filters
+from .history import detections_query, known_model, parse_filters
 from .upload import uploads_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -116,6 +116,10 @@ def delete_detection(detection_id: str):
 @bp.get("/detections")
 def list_detections():
     filters = parse_filters(request.args)
+    options = compare.model_options()
+    if not known_model(filters, options):
+        listed = ", ".join(o["version"] for o in options) or "none"
+        return _error(400, "unknown_model", f"Unknown model {filters['model']!r}. Models: {listed}.")
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
     page = db.paginate(detections_query(filters), max_per_page=max_per_page, error_out=False)
 
