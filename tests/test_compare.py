@@ -115,6 +115,7 @@ def test_analyse_again_then_both_verdicts_side_by_side(kept, files):
         assert "Likely fake" in side and "Inconclusive" in side
         assert "86%" in side and "45%" in side
         assert side.count('class="timeline"') == 2 and side.count('class="gauge"') == 2
+        assert html.count('class="timeline"') == 2  # this model's chart is drawn once, there
         assert "The models disagree" in side
         assert "this result" in side and "Open its result" in side
         assert "Analyse again with" not in html  # both installed models have judged it

@@ -329,6 +329,7 @@ def timeline(
         x_ticks.append({"x": x(v), "label": f"{v:g} s"})
         v = round(v + step, 6)
     y_ticks = [{"y": y(p), "label": f"{p:.0%}"} for p in (0, 0.25, 0.5, 0.75, 1.0)]
+    hi_y = y(t["fake_above"])
     return {
         "w": W,
         "h": H,
@@ -339,7 +340,9 @@ def timeline(
         "right_x": left + pw,
         "bottom_y": top + ph,
         "lo_y": y(t["real_below"]),
-        "hi_y": y(t["fake_above"]),
+        "hi_y": hi_y,
+        # "likely fake" is written above its line where the band has room, else just below
+        "hi_label_y": hi_y - 5 if hi_y - top >= 18 else hi_y + 14,
         "lo_label": tpct(t["real_below"]),
         "hi_label": tpct(t["fake_above"]),
         "series": series,
