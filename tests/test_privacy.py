@@ -203,12 +203,12 @@ def test_two_browsers_and_two_tokens_cannot_reach_each_others_detections(app, fi
         f"/results/{mine.id}/result.json",
         f"/results/{mine.id}/frames.csv",
         f"/results/{mine.id}/status",
+        f"/results/{mine.id}/compare",
         f"/shared/{link.token}",
     ):
         assert alice.get(url).status_code == 200, url
-    assert (
-        alice.get(f"/api/v1/detections/{by_token.id}", headers=bearer(token_a)).status_code == 200
-    )
+    for url in (f"/api/v1/detections/{by_token.id}", f"/api/v1/detections/{by_token.id}/analyses"):
+        assert alice.get(url, headers=bearer(token_a)).status_code == 200, url
     with app.app_context():
         assert (
             db.session.get(Detection, mine.id).owner_id

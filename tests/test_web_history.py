@@ -1,12 +1,14 @@
-"""History: the client's past detections, with search, verdict filter, sort, pagination and
-delete. (That it shows no one else's is in test_privacy.py.)"""
+"""History: the client's past detections, with search, verdict and model filters, sort,
+pagination and delete. (That it shows no one else's is in test_privacy.py.)"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import detection_id_from, owner_of, upload, wait_for_job
+from test_compare import NEW, OLD, two_model_app
 
 from webapp.extensions import db
 from webapp.models import Detection
@@ -150,3 +152,55 @@ def test_delete_from_history_returns_to_the_same_view(app, client, seeded):
     html = client.get("/history?verdict=fake").get_data(as_text=True)
     assert rows(html) == 5 and f"/results/{seeded[10]}" not in html
     assert "Deleted the detection of “fake-10.mp4”" in html  # the flash message
+
+
+# --------------------------------------------------------------------------- by model
+
+
+def test_history_filters_by_model_and_keeps_the_other_filters(tmp_path):
+    app = two_model_app(tmp_path, HISTORY_PER_PAGE=3)
+    try:
+        client = app.test_client()
+        owner = owner_of(client)
+        for i in range(5):
+            add(app, owner_id=owner, filename=f"new-{i}.mp4", model_version=NEW, verdict="real")
+        for i in range(4):
+            add(app, owner_id=owner, filename=f"old-{i}.mp4", model_version=OLD,
+                verdict="fake" if i % 2 else "real", p_fake=0.9 if i % 2 else 0.1)
+        add(app, owner_id=owner, filename="retired.mp4", model_version="2025.01.01-lite0")
+        stranger = owner_of(app.test_client())
+        add(app, owner_id=stranger, filename="theirs.mp4", model_version="2024.01.01-x")
+
+        page = client.get("/history").get_data(as_text=True)
+        assert '<select name="model">' in page and '<option value="">All models</option>' in page
+        assert f"{NEW} (default)" in page and "2025.01.01-lite0 (no longer installed)" in page
+        assert "2024.01.01-x" not in page  # another owner's model version is not listed
+
+        page = client.get(f"/history?model={OLD}&verdict=fake").get_data(as_text=True)
+        assert "old-1.mp4" in page and "old-3.mp4" in page and "new-" not in page
+        assert "2 detections match" in page and f'<option value="{OLD}" selected>' in page
+        page = client.get(f"/history?model={NEW}").get_data(as_text=True)
+        assert "5 detections match" in page
+        next_url = re.search(r'href="([^"]+)" rel="next"', page).group(1)
+        assert f"model={NEW}" in next_url
+        assert "new-" in client.get(next_url.replace("&amp;", "&")).get_data(as_text=True)
+        retired = client.get("/history?model=2025.01.01-lite0").get_data(as_text=True)
+        assert "1 detection matches" in retired and "retired.mp4" in retired
+
+        unknown = client.get("/history?model=nope&verdict=real&q=old")
+        html = unknown.get_data(as_text=True)
+        assert unknown.status_code == 200 and "There is no model called “nope”" in html
+        assert "old-0.mp4" in html and "new-" not in html  # the other filters still apply
+        theirs = client.get("/history?model=2024.01.01-x").get_data(as_text=True)
+        assert "There is no model called “2024.01.01-x”" in theirs and "theirs.mp4" not in theirs
+
+        api = client.get(f"/api/v1/detections?model={OLD}&per_page=2").json
+        assert api["total"] == 4 and f"model={OLD}" in api["next"]
+        refused = client.get("/api/v1/detections?model=nope")
+        assert refused.status_code == 400 and refused.json["error"]["code"] == "unknown_model"
+    finally:
+        app.extensions["detection_runner"].shutdown()
+
+
+def test_one_model_and_no_other_versions_means_no_model_filter(client):
+    assert 'name="model"' not in client.get("/history").get_data(as_text=True)

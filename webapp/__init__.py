@@ -72,7 +72,7 @@ def create_app(
         _configure_sqlite(app)
 
     from . import auth, owners
-    from .blueprints import account, api, health, history, pages, results, share, upload
+    from .blueprints import account, api, compare, health, history, pages, results, share, upload
 
     auth.init_app(app)
     owners.init_app(app)
@@ -80,6 +80,7 @@ def create_app(
     app.register_blueprint(upload.bp)
     app.register_blueprint(results.bp)
     app.register_blueprint(share.bp)
+    app.register_blueprint(compare.bp)
     app.register_blueprint(history.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)

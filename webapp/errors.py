@@ -37,6 +37,7 @@ CSP = "; ".join(
 TITLES = {
     400: "That request didn't work",
     401: "Sign-in needed",
+    403: "Only its owner can do that",
     404: "Page not found",
     405: "Method not allowed",
     413: "That file is too large",
@@ -50,6 +51,7 @@ TITLES = {
 CODES = {
     400: "bad_request",
     401: "auth_required",
+    403: "not_owner",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",

@@ -12,8 +12,8 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from ..auth import api_identity
 from ..extensions import db
 from ..owners import ensure_owner, get_visible_or_404
-from ..services import intake, presenters, storage
-from .history import detections_query, parse_filters
+from ..services import compare, intake, presenters, storage
+from .history import detections_query, known_model, parse_filters
 from .upload import uploads_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -24,6 +24,24 @@ def _error(status: int, code: str, message: str):
     return jsonify(error={"code": code, "status": status, "message": message}), status
 
 
+def _rejected(err: intake.UploadRejected):
+    response, status = _error(err.status, err.code, str(err))
+    if status == 503:
+        response.headers["Retry-After"] = "30"
+    return response, status
+
+
+def _queued(det, reused: bool):
+    """202 with the new (or still running) detection, 200 with a finished one it reused."""
+    body = presenters.summary_dict(det)
+    body["reused"] = reused
+    body["status_url"] = url_for(".get_detection", detection_id=det.id, _external=True)
+    response = jsonify(body)
+    response.status_code = 200 if reused and det.status == "done" else 202
+    response.headers["Location"] = body["status_url"]
+    return response
+
+
 @bp.post("/detections")
 @uploads_limit
 def create_detection():
@@ -31,18 +49,44 @@ def create_detection():
         file = intake.single_file(request.files.getlist("file"))
         det, reused = intake.create_detection(file, ensure_owner(), request.form.get("model"))
     except intake.UploadRejected as err:
-        response, status = _error(err.status, err.code, str(err))
-        if status == 503:
-            response.headers["Retry-After"] = "30"
-        return response, status
-    body = presenters.summary_dict(det)
-    body["reused"] = reused
-    body["status_url"] = url_for(".get_detection", detection_id=det.id, _external=True)
-    status = 200 if reused and det.status == "done" else 202
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["Location"] = body["status_url"]
-    return response
+        return _rejected(err)
+    return _queued(det, reused)
+
+
+@bp.post("/detections/<detection_id>/analyses")
+@uploads_limit
+def analyse_again(detection_id: str):
+    """The same file analysed by another model (``model=<version>``, form or JSON; default:
+    the default model), from the upload still stored; the owner's existing analysis by that
+    model when there is one."""
+    det = get_visible_or_404(detection_id)
+    if not compare.is_owner(det):
+        return _error(403, "not_owner", "Only the owner of a detection can have it analysed again.")
+    model = request.form.get("model")
+    if model is None and request.is_json:
+        data = request.get_json(silent=True)
+        model = data.get("model") if isinstance(data, dict) else None
+    if model is not None and not isinstance(model, str):
+        return _error(400, "unknown_model", "model must be a model version (a string).")
+    try:
+        new, reused = compare.analyse_again(det, model)
+    except intake.UploadRejected as err:
+        return _rejected(err)
+    return _queued(new, reused)
+
+
+@bp.get("/detections/<detection_id>/analyses")
+def list_analyses(detection_id: str):
+    """The owner's analyses of this detection's file, one per model, for side by side."""
+    det = get_visible_or_404(detection_id)
+    rows = compare.analyses_of(det)
+    tried = {r.model_version for r in rows if r.status != "failed"}
+    return jsonify(
+        sha256=det.sha256,
+        items=[presenters.summary_dict(r) for r in rows],
+        models_not_run=[e.version for e in compare.installed_models() if e.version not in tried],
+        file_kept=bool(compare.stored_uploads(det)),
+    )
 
 
 @bp.get("/detections/<detection_id>")
@@ -72,6 +116,10 @@ def delete_detection(detection_id: str):
 @bp.get("/detections")
 def list_detections():
     filters = parse_filters(request.args)
+    options = compare.model_options()
+    if not known_model(filters, options):
+        listed = ", ".join(o["version"] for o in options) or "none"
+        return _error(400, "unknown_model", f"Unknown model {filters['model']!r}. Models: {listed}.")
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
     page = db.paginate(detections_query(filters), max_per_page=max_per_page, error_out=False)
 

@@ -1,5 +1,5 @@
-"""Your past detections (an admin's: everyone's): search by file name, filter by verdict, sort,
-paginate, delete."""
+"""Your past detections (an admin's: everyone's): search by file name, filter by verdict and
+by model, sort, paginate, delete."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from ..extensions import db
 from ..models import VERDICTS, Detection
 from ..owners import visible
+from ..services.compare import model_options
 
 bp = Blueprint("history", __name__)
 
@@ -37,8 +38,14 @@ def parse_filters(args) -> dict[str, str]:
     return {
         "q": args.get("q", "").strip()[:200],
         "verdict": verdict if verdict in FILTERS else "",
+        "model": args.get("model", "").strip()[:80],  # checked by the caller: known_model()
         "sort": sort if sort in SORTS else "newest",
     }
+
+
+def known_model(filters: dict[str, str], options: list[dict[str, Any]]) -> bool:
+    """Whether the model filter names a model (installed, or of the requester's detections)."""
+    return not filters["model"] or filters["model"] in {o["version"] for o in options}
 
 
 def detections_query(filters: dict[str, str]) -> Select[Any]:
@@ -46,6 +53,8 @@ def detections_query(filters: dict[str, str]) -> Select[Any]:
     stmt = visible(select(Detection))
     if filters["q"]:
         stmt = stmt.where(Detection.filename.icontains(filters["q"], autoescape=True))
+    if filters.get("model"):
+        stmt = stmt.where(Detection.model_version == filters["model"])
     verdict = filters["verdict"]
     if verdict in VERDICTS:
         stmt = stmt.where(Detection.status == "done", Detection.verdict == verdict)
@@ -65,6 +74,10 @@ def detections_query(filters: dict[str, str]) -> Select[Any]:
 @bp.get("/history")
 def index():
     filters = parse_filters(request.args)
+    models = model_options()
+    unknown_model = None
+    if not known_model(filters, models):  # a mistyped or old link: say so, show every model
+        unknown_model, filters["model"] = filters["model"], ""
     page = db.paginate(
         detections_query(filters),
         per_page=current_app.config["HISTORY_PER_PAGE"],
@@ -80,5 +93,7 @@ def index():
         args=args,
         FILTERS=FILTERS,
         SORTS=SORTS,
+        models=models,
+        unknown_model=unknown_model,
         any_detections=any_detections,
     )

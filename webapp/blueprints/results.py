@@ -29,7 +29,7 @@ from flask import (
 from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection
 from ..owners import get_visible_or_404 as get_or_404
-from ..services import presenters, storage
+from ..services import compare, presenters, storage
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -73,6 +73,7 @@ def show(detection_id: str):
         urls=urls,
         shared=False,
         share_links=links_of(det) if result is not None else [],
+        comparison=compare.comparison(det, result) if result is not None else None,
         share_form=ShareForm(),
         revoke_form=RevokeShareForm(),
     )
@@ -290,15 +291,19 @@ def _nice_step(span: float, target: int = 6) -> float:
     return 10 * mag
 
 
-def timeline(result: dict[str, Any], t: dict[str, float]) -> dict[str, Any] | None:
+def timeline(
+    result: dict[str, Any], t: dict[str, float], *, width: int = 760, height: int = 260
+) -> dict[str, Any] | None:
     """Geometry of the per-frame score chart, drawn as SVG by the template.
 
     One line per face track; the shaded bands and dashed lines are the verdict thresholds.
+    ``width`` x ``height`` is the chart's size in SVG units (smaller for the side-by-side
+    comparison of models, so its text keeps its size).
     """
     frames = [f for f in result.get("frames", []) if f.get("p_fake") is not None]
     if not frames:
         return None
-    W, H = 760, 260
+    W, H = width, height
     left, right, top, bottom = 52, 16, 14, 40
     pw, ph = W - left - right, H - top - bottom
     duration = float((result.get("media") or {}).get("duration") or 0.0)
@@ -338,6 +343,7 @@ def timeline(result: dict[str, Any], t: dict[str, float]) -> dict[str, Any] | No
         x_ticks.append({"x": x(v), "label": f"{v:g} s"})
         v = round(v + step, 6)
     y_ticks = [{"y": y(p), "label": f"{p:.0%}"} for p in (0, 0.25, 0.5, 0.75, 1.0)]
+    hi_y = y(t["fake_above"])
     return {
         "w": W,
         "h": H,
@@ -348,7 +354,9 @@ def timeline(result: dict[str, Any], t: dict[str, float]) -> dict[str, Any] | No
         "right_x": left + pw,
         "bottom_y": top + ph,
         "lo_y": y(t["real_below"]),
-        "hi_y": y(t["fake_above"]),
+        "hi_y": hi_y,
+        # "likely fake" is written above its line where the band has room, else just below
+        "hi_label_y": hi_y - 5 if hi_y - top >= 18 else hi_y + 14,
         "lo_label": tpct(t["real_below"]),
         "hi_label": tpct(t["fake_above"]),
         "series": series,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from ..extensions import limiter
 from ..forms import UploadForm
@@ -25,6 +25,8 @@ uploads_limit = limiter.shared_limit(upload_rate_limit, scope="uploads", methods
 @uploads_limit
 def upload():
     form = UploadForm()
+    if not form.is_submitted():  # "Upload again with <model>" links preselect the model
+        form.model.data = request.args.get("model", "")[:80]
     status = 200
     if form.validate_on_submit():
         try:

@@ -101,6 +101,7 @@ def summary_dict(det: Detection) -> dict[str, Any]:
         "links": {
             "self": url_for("api.get_detection", detection_id=det.id, _external=True),
             "html": url_for("results.show", detection_id=det.id, _external=True),
+            "analyses": url_for("api.list_analyses", detection_id=det.id, _external=True),
             "thumbnail": (
                 url_for("results.artefact", detection_id=det.id, name="thumb.jpg", _external=True)
                 if has_thumbnail(det)
