@@ -56,6 +56,9 @@ def model_card():
 def upload_limits() -> dict:
     cfg = current_app.config
     return {
+        "batch_max_files": int(cfg["BATCH_MAX_FILES"]),
+        "batch_max_bytes": int(cfg["BATCH_MAX_BYTES"]),
+        "batch_max_size": human_bytes(cfg["BATCH_MAX_BYTES"]),
         "max_bytes": cfg.get("MAX_CONTENT_LENGTH"),
         "max_size": human_bytes(cfg.get("MAX_CONTENT_LENGTH")),
         "max_duration": cfg["MAX_DURATION_SECONDS"],
