@@ -38,7 +38,9 @@
       verdict.className = "badge badge-" + item.verdict;
       setText(verdict, item.verdict_label);
     }
-    setText(field(row, "score"), item.score_label || "\u2013");
+    var score = field(row, "score");
+    setText(score, item.score_label || "\u2013");
+    score.classList.toggle("muted", !item.score_label);
 
     var error = field(row, "error");
     error.hidden = !item.error;

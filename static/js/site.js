@@ -5,7 +5,8 @@
   var EXTENSIONS = ["mp4", "mov", "avi", "mkv", "webm", "jpg", "jpeg", "png", "webp", "bmp"];
 
   function megabytes(bytes) {
-    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " KB";
+    if (bytes < 1024) return bytes + (bytes === 1 ? " byte" : " bytes");
+    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.round(bytes / 1024) + " KB";
   }
 
   function extension(name) {
