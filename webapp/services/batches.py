@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 from collections import Counter
 from typing import Any
@@ -31,8 +30,6 @@ from . import intake, presenters
 from .database import is_locked_error, retry_locked
 from .intake import UploadRejected
 from .storage import delete_detection, has_thumbnail, is_storage_error
-
-log = logging.getLogger(__name__)
 
 #: Room for the multipart framing around the files (boundaries, part headers, form fields).
 MULTIPART_ALLOWANCE = 256 * 1024
@@ -57,7 +54,7 @@ class NothingAccepted(UploadRejected):
         codes = {item["error"]["code"] for item in items}
         n = len(items)
         super().__init__(
-            f"None of the {n} files could be analysed: each one was refused (see below). "
+            f"None of the {n} files could be analysed; each one's reason is given with it. "
             "Nothing was stored." if n > 1 else "The file could not be analysed. Nothing was stored.",
             codes.pop() if len(codes) == 1 else "no_file_accepted",
             statuses.pop() if len(statuses) == 1 else 422,
