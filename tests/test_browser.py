@@ -114,7 +114,7 @@ def test_sign_in_upload_clip_watch_progress_read_verdict(live_server, browser, f
     assert "someone-elses-clip.mp4" not in browser.page_source
 
     browser.get(live_server + "/upload")
-    assert "Check a clip or a photo" in browser.page_source
+    assert "Check clips or photos" in browser.page_source
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(files["clip"]))
     assert "astronaut-pan.mp4" in browser.find_element(By.CSS_SELECTOR, "[data-file-label]").text
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()

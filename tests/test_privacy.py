@@ -8,6 +8,7 @@ migration of an old database file.
 
 from __future__ import annotations
 
+import io
 import re
 import sqlite3
 from datetime import timedelta
@@ -76,6 +77,42 @@ def browser_upload(app, client, path: Path, name: str) -> Detection:
     return wait_for_job(app, detection_id_from(upload(client, path, name=name)))
 
 
+def finish_batch(app, body: dict) -> str:
+    for item in body["items"]:
+        if item["detection_id"]:
+            wait_for_job(app, item["detection_id"])
+    return body["id"]
+
+
+def batch_parts(paths: list[Path]) -> list[tuple]:
+    """Several ``file`` parts, named "alice-secret-<n><suffix>"."""
+    return [
+        (io.BytesIO(path.read_bytes()), f"alice-secret-{n}{path.suffix}")
+        for n, path in enumerate(paths)
+    ]
+
+
+def browser_batch(app, client, paths: list[Path]) -> str:
+    """A batch through the form (several files); its id, once its jobs are done."""
+    response = client.post(
+        "/upload",
+        data={"csrf_token": csrf(client), "name": "alice-batch", "file": batch_parts(paths)},
+    )
+    assert response.status_code == 303 and "/batches/" in response.headers["Location"]
+    batch_id = response.headers["Location"].rsplit("/", 1)[-1]
+    return finish_batch(app, client.get(f"/batches/{batch_id}/status").json)
+
+
+def token_batch(app, client, paths: list[Path], token: str) -> str:
+    response = client.post(
+        "/api/v1/batches",
+        data={"name": "alice-batch", "file": batch_parts(paths)},
+        headers=bearer(token),
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return finish_batch(app, response.json)
+
+
 def sign_in(client, username: str, password: str = PASSWORD, token: str | None = None):
     return client.post(
         "/signin",
@@ -116,12 +153,14 @@ PLAIN_ROUTES = {
     "/signin",
     "/signout",
     "/api/v1/detections",
+    "/api/v1/batches",
 }
-KNOWN_PARAMS = {"detection_id", "name", "token", "filename"}
+KNOWN_PARAMS = {"detection_id", "batch_id", "name", "token", "filename"}
 
 
-def attempts(app, victim_ids: list[str], link: ShareLink):
-    """(method, url, rule) for every route and method, aimed at the victim's detections."""
+def attempts(app, victim_ids: list[str], link: ShareLink, batch_ids: list[str]):
+    """(method, url, rule) for every route and method, aimed at the victim's detections and
+    batches."""
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
@@ -135,6 +174,10 @@ def attempts(app, victim_ids: list[str], link: ShareLink):
                 for name in ("thumb.jpg", "chips/000.jpg"):
                     url = rule.rule.replace("<token>", "x" * 32).replace("<path:name>", name)
                     yield method, url, rule
+                continue
+            if "batch_id" in rule.arguments:
+                for batch_id in batch_ids:
+                    yield method, rule.rule.replace("<batch_id>", batch_id), rule
                 continue
             for det_id in victim_ids if "detection_id" in rule.arguments else [None]:
                 url = rule.rule.replace("<detection_id>", det_id or "")
@@ -152,14 +195,20 @@ def test_two_browsers_and_two_tokens_cannot_reach_each_others_detections(app, fi
     mine = browser_upload(app, alice, files["clip"], "alice-secret-clip.mp4")
     by_token = api_upload(app, alice, files["photo_jpg"], "alice-secret-photo.jpg", token_a)
     link = share(app, alice, mine.id)
+    web_batch = browser_batch(app, alice, [files["photo_png"], files["text_mp4"]])
+    api_batch = token_batch(app, alice, [files["clip"], files["photo_jpg"]], token_a)
     bobs = browser_upload(app, bob, files["photo_png"], "bob-own.png")
     victims = [mine.id, by_token.id]
-    secrets_ = ["alice-secret", mine.id, by_token.id, mine.sha256[:16], link.token]
+    batch_ids = [web_batch, api_batch]
+    secrets_ = [
+        "alice-secret", mine.id, by_token.id, mine.sha256[:16], link.token, *batch_ids,
+        "alice-batch",
+    ]
 
     bob_csrf = csrf(bob)
     tried = 0
     for who, client, headers in (("bob's browser", bob, {}), ("bob's token", bob, bearer(token_b))):
-        for method, url, rule in attempts(app, victims, link):
+        for method, url, rule in attempts(app, victims, link, batch_ids):
             data = {
                 "csrf_token": bob_csrf,
                 "expires": "7",
@@ -168,7 +217,8 @@ def test_two_browsers_and_two_tokens_cannot_reach_each_others_detections(app, fi
                 "password": "wrong password",
             }
             if (
-                rule.rule in ("/upload", "/signin", "/signout", "/api/v1/detections")
+                rule.rule
+                in ("/upload", "/signin", "/signout", "/api/v1/detections", "/api/v1/batches")
                 and method == "POST"
             ):
                 continue  # no one's detection is involved (tested elsewhere)
@@ -192,8 +242,15 @@ def test_two_browsers_and_two_tokens_cannot_reach_each_others_detections(app, fi
     assert bobs.id in bob.get("/history").get_data(as_text=True)
     listed = bob.get("/api/v1/detections", headers=bearer(token_b)).json
     assert listed["total"] == 0
+    assert bob.get("/api/v1/batches", headers=bearer(token_b)).json["total"] == 0
+    batch_body = alice.get(f"/api/v1/batches/{api_batch}", headers=bearer(token_a)).json
+    batch_dets = {item["detection_id"] for item in batch_body["items"]}
+    assert by_token.id in batch_dets  # the token's photo again: its own stored result
     listed = alice.get("/api/v1/detections", headers=bearer(token_a)).json
-    assert [d["id"] for d in listed["items"]] == [by_token.id]
+    assert {d["id"] for d in listed["items"]} == {by_token.id} | batch_dets
+    listed = alice.get("/api/v1/batches", headers=bearer(token_a)).json
+    assert [b["id"] for b in listed["items"]] == [api_batch]  # not the browser's batch
+    assert "alice-batch" not in bob.get("/history").get_data(as_text=True)
 
     # Nothing of Alice's was deleted, changed or revoked: she still reaches all of it.
     for url in (
@@ -205,8 +262,14 @@ def test_two_browsers_and_two_tokens_cannot_reach_each_others_detections(app, fi
         f"/results/{mine.id}/status",
         f"/results/{mine.id}/compare",
         f"/shared/{link.token}",
+        f"/batches/{web_batch}",
+        f"/batches/{web_batch}/status",
+        f"/batches/{web_batch}/export.csv",
+        f"/batches/{web_batch}/export.json",
     ):
         assert alice.get(url).status_code == 200, url
+    assert alice.get(f"/api/v1/batches/{api_batch}", headers=bearer(token_a)).status_code == 200
+    assert alice.get(f"/batches/{api_batch}/export.csv", headers=bearer(token_a)).status_code == 200
     for url in (f"/api/v1/detections/{by_token.id}", f"/api/v1/detections/{by_token.id}/analyses"):
         assert alice.get(url, headers=bearer(token_a)).status_code == 200, url
     with app.app_context():
@@ -599,7 +662,7 @@ def test_migration_keeps_every_old_row_for_the_admin(tmp_path, model_dir, detect
         assert [r[:4] for r in kept] == [(r[0], r[1], r[2], r[3]) for r in rows]
         assert [(r[4], r[5]) for r in kept] == [(r[10], r[11]) for r in rows]
         assert {r[6] for r in kept} == {LEGACY_OWNER_ID}
-        assert version == [("0002_owners",)]
+        assert version == [("0003_batches",)]
         visitor = app.test_client()
         assert visitor.get(f"/results/{rows[0][0]}").status_code == 404
         assert "old-1.mp4" not in visitor.get("/history").get_data(as_text=True)

@@ -127,9 +127,16 @@ class CountingStream(io.RawIOBase):
         return n
 
 
-@pytest.mark.parametrize("url", ["/upload", "/api/v1/detections"])
+@pytest.mark.parametrize("url", ["/upload", "/api/v1/detections", "/api/v1/batches"])
 def test_body_over_the_size_limit_is_refused_before_it_is_read(app, client, url):
-    declared = app.config["MAX_CONTENT_LENGTH"] + 1
+    """One file may be MAX_CONTENT_LENGTH; a request that may carry several (the form, the
+    batch API) may be as large as a batch (BATCH_MAX_BYTES, plus the multipart framing)."""
+    from webapp.services.batches import MULTIPART_ALLOWANCE
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    if url != "/api/v1/detections":
+        limit = max(limit, app.config["BATCH_MAX_BYTES"]) + MULTIPART_ALLOWANCE
+    declared = limit + 1
     body = CountingStream(declared)
     response = client.post(
         url,
@@ -139,10 +146,14 @@ def test_body_over_the_size_limit_is_refused_before_it_is_read(app, client, url)
     )
     assert response.status_code == 413
     assert body.read_bytes == 0, f"{body.read_bytes} bytes read before refusing"
-    if url.startswith("/api/"):
+    if url == "/api/v1/batches":
+        assert response.json["error"]["code"] == "batch_too_large"
+        assert "one batch can hold" in response.json["error"]["message"]
+    elif url.startswith("/api/"):
         assert response.json["error"]["code"] == "too_large"
     else:
-        assert "That file is too large" in response.get_data(as_text=True)
+        html = response.get_data(as_text=True)
+        assert "That file is too large" in html and "for several files sent together" in html
 
 
 def test_pixel_limit_enforced_before_decoding(app, client, tmp_path, monkeypatch):

@@ -66,19 +66,34 @@ def create_app(
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(project_root / "migrations"), render_as_batch=True)
+    from .blueprints.batches import allow_batch_bodies
+
+    app.before_request(allow_batch_bodies)  # before the CSRF check reads a multi-file body
     csrf.init_app(app)
     limiter.init_app(app)
     with app.app_context():
         _configure_sqlite(app)
 
     from . import auth, owners
-    from .blueprints import account, api, compare, health, history, pages, results, share, upload
+    from .blueprints import (
+        account,
+        api,
+        batches,
+        compare,
+        health,
+        history,
+        pages,
+        results,
+        share,
+        upload,
+    )
 
     auth.init_app(app)
     owners.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(upload.bp)
     app.register_blueprint(results.bp)
+    app.register_blueprint(batches.bp)
     app.register_blueprint(share.bp)
     app.register_blueprint(compare.bp)
     app.register_blueprint(history.bp)

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db, login_manager
-from .models import PUBLIC_OWNER_ID, ApiToken, Detection, Owner, User, as_utc, new_id, utcnow
+from .models import PUBLIC_OWNER_ID, ApiToken, Batch, Detection, Owner, User, as_utc, new_id, utcnow
 from .owners import Identity, browser_identity, has_browser_owner
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -80,12 +80,15 @@ def accounts_exist() -> bool:
 
 
 def claim_detections(from_owner: str, user: User) -> int:
-    """Move an anonymous browser's detections to the account it signs in to."""
+    """Move an anonymous browser's detections (and its batches) to the account it signs in to."""
     owner = db.session.get(Owner, from_owner)
     if from_owner == user.owner_id or owner is None or owner.kind != "anonymous":
         return 0
     res = db.session.execute(
         update(Detection).where(Detection.owner_id == from_owner).values(owner_id=user.owner_id)
+    )
+    db.session.execute(
+        update(Batch).where(Batch.owner_id == from_owner).values(owner_id=user.owner_id)
     )
     db.session.commit()
     return res.rowcount or 0

@@ -6,6 +6,7 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .services.batches import too_large_message as batch_too_large_message
 from .services.database import is_locked_error
 from .services.intake import BUSY_MESSAGE
 from .services.storage import STORAGE_MESSAGE, is_storage_error
@@ -80,8 +81,17 @@ def message_for(err: HTTPException) -> str:
             "The form had expired or was sent from another site, so it was refused. "
             "Reload the page and try again."
         )
+    if code == 413 and request.endpoint == "api.create_batch":
+        return batch_too_large_message()
     if code == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if request.endpoint == "upload.upload":  # one file, or several at once (a batch)
+            return (
+                f"Uploads can be at most {human_bytes(limit)} per file, and "
+                f"{human_bytes(current_app.config['BATCH_MAX_BYTES'])} for several files "
+                "sent together. Trim the clip or export it at a lower resolution, or send "
+                "fewer files at once, then try again."
+            )
         return (
             f"Uploads can be at most {human_bytes(limit)}. Trim the clip or export it at a "
             "lower resolution, then try again."
@@ -116,6 +126,8 @@ def error_response(err: HTTPException) -> tuple[Response | str, int]:
     message = message_for(err)
     if wants_json():
         error_code = "csrf_failed" if isinstance(err, CSRFError) else CODES.get(code, "error")
+        if code == 413 and request.endpoint == "api.create_batch":
+            error_code = "batch_too_large"
         return jsonify(error={"code": error_code, "status": code, "message": message}), code
     return render_template(
         "errors/error.html", code=code, title=TITLES.get(code, err.name), message=message

@@ -6,12 +6,11 @@ engine's ``probe_media`` can open it (see :func:`webapp.services.intake.create_d
 
 from __future__ import annotations
 
-from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, StopValidation
+from wtforms.validators import DataRequired, Length
 
 from .config import ALLOWED_EXTENSIONS
 
@@ -23,21 +22,18 @@ FORMATS_MESSAGE = (
 )
 
 
-def one_file(form, field) -> None:
-    """Refuse a field holding several files (the form would silently keep the first)."""
-    if len([f for f in request.files.getlist(field.name) if f.filename]) > 1:
-        raise StopValidation("Upload one file at a time: the form held several files.")
-
-
 class UploadForm(FlaskForm):
+    """One file, or several: the view hands several files (a batch) to
+    :func:`webapp.services.batches.create_batch`, which checks each one as a single upload
+    is checked, with the same messages."""
+
     file = FileField(
-        "Video clip or photo",
+        "Video clips or photos",
         validators=[
-            one_file,
             FileRequired("Choose a video clip or a photo to analyse."),
             FileAllowed(ALLOWED_EXTENSIONS, FORMATS_MESSAGE),
         ],
-        render_kw={"accept": ACCEPT_ATTR},
+        render_kw={"accept": ACCEPT_ATTR, "multiple": True},
     )
     # A registry version; checked against the registry when the upload is stored
     # (services.intake.chosen_model). Empty: the default model.

@@ -1,5 +1,6 @@
-"""The rows: a Detection (one uploaded file, its job state and a summary of its result) and
-who may see it: its Owner, the optional User accounts, API tokens and share links.
+"""The rows: a Detection (one uploaded file, its job state and a summary of its result),
+Batches (several files sent at once; one BatchItem per file) and who may see them: their
+Owner, the optional User accounts, API tokens and share links.
 
 The full result (per-frame scores, tracks, chips) is ``instance/results/<id>/result.json``;
 the row keeps what the history page sorts, filters and shows. The schema is changed only by
@@ -11,8 +12,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
@@ -240,3 +251,83 @@ class ShareLink(db.Model):
         now = now or utcnow()
         expires = as_utc(self.expires_at)
         return self.revoked_at is None and (expires is None or expires > now)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class Batch(db.Model):
+    """Several files sent at once (the form's multi-file upload, ``POST /api/v1/batches``).
+
+    Each file is still its own Detection; the batch keeps one :class:`BatchItem` per file
+    sent, in order, including those refused at the door (with the reason), so nothing the
+    user sent goes unmentioned. Seen by its owner (and admins) only, like a detection.
+    """
+
+    __tablename__ = "batch"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("owner.id", name="fk_batch_owner_id"), index=True
+    )
+    #: A label the sender chose (optional; pages fall back to "Batch of N files").
+    name: Mapped[str | None] = mapped_column(String(120))
+    file_count: Mapped[int] = mapped_column(Integer)  # files sent, accepted or not
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    items: Mapped[list[BatchItem]] = relationship(
+        back_populates="batch",
+        order_by="BatchItem.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    @property
+    def title(self) -> str:
+        return self.name or f"Batch of {self.file_count} file{'' if self.file_count == 1 else 's'}"
+
+    @property
+    def created_utc(self) -> datetime:
+        return as_utc(self.created_at)
+
+    def __repr__(self) -> str:
+        return f"<Batch {self.id} {self.file_count} files>"
+
+
+class BatchItem(db.Model):
+    """One file of a batch: the detection it became, or why it was refused.
+
+    ``detection_id`` is None when the file was refused (``error_code``/``error_message``) or
+    when its detection has since been deleted. Two items may name the same detection: the
+    same file sent twice, or a file already analysed with the same model (``reused``).
+    """
+
+    __tablename__ = "batch_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(
+        String(32),
+        ForeignKey("batch.id", name="fk_batch_item_batch_id", ondelete="CASCADE"),
+        index=True,
+    )
+    position: Mapped[int] = mapped_column(Integer)  # 0-based order in which the files came
+    filename: Mapped[str] = mapped_column(String(255))  # the client's name, for display only
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    detection_id: Mapped[str | None] = mapped_column(
+        String(32),
+        ForeignKey("detection.id", name="fk_batch_item_detection_id", ondelete="SET NULL"),
+        index=True,
+    )
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    batch: Mapped[Batch] = relationship(back_populates="items")
+    detection: Mapped[Detection | None] = relationship()
+
+    __table_args__ = (UniqueConstraint("batch_id", "position", name="uq_batch_item_position"),)
+
+    @property
+    def rejected(self) -> bool:
+        return self.error_code is not None

@@ -9,8 +9,8 @@ Every detection belongs to an :class:`~webapp.models.Owner`. Who the requester i
   browser's owner or else the shared "public" owner (see ``webapp.auth.api_identity``).
 
 Admins see and delete everything, including the "legacy" rows made before owners existed.
-Anyone else asking for a detection that is not theirs gets a 404, exactly as for an id that
-does not exist.
+Anyone else asking for a detection (or a batch) that is not theirs gets a 404, exactly as for
+an id that does not exist.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
-from .models import Detection, Owner, new_id
+from .models import Batch, Detection, Owner, new_id
 
 COOKIE_NAME = "faceproof_owner"
 COOKIE_SALT = "faceproof.owner"
@@ -144,17 +144,20 @@ def ensure_owner(identity: Identity | None = None) -> str:
 # --------------------------------------------------------------------------- scoping
 
 
-def visible(stmt: Select[Any], identity: Identity | None = None) -> Select[Any]:
-    """``stmt`` (a select of detections) limited to what the requester may see."""
+def visible(
+    stmt: Select[Any], identity: Identity | None = None, owner_column: Any = Detection.owner_id
+) -> Select[Any]:
+    """``stmt`` (a select of detections, or of what ``owner_column`` belongs to: a batch)
+    limited to what the requester may see."""
     identity = identity or current_identity()
     if identity.is_admin:
         return stmt
-    return stmt.where(Detection.owner_id == identity.owner_id)
+    return stmt.where(owner_column == identity.owner_id)
 
 
-def can_see(det: Detection, identity: Identity | None = None) -> bool:
+def can_see(row: Detection | Batch, identity: Identity | None = None) -> bool:
     identity = identity or current_identity()
-    return identity.is_admin or det.owner_id == identity.owner_id
+    return identity.is_admin or row.owner_id == identity.owner_id
 
 
 def get_visible_or_404(detection_id: str) -> Detection:
@@ -163,6 +166,16 @@ def get_visible_or_404(detection_id: str) -> Detection:
     if det is None or not can_see(det):
         abort(404)
     return det
+
+
+def get_visible_batch_or_404(batch_id: str) -> Batch:
+    """The requester's batch with its items; 404 for one that is missing *or* someone else's."""
+    from .services.batches import load
+
+    batch = load(batch_id)
+    if batch is None or not can_see(batch):
+        abort(404)
+    return batch
 
 
 def init_app(app: Flask) -> None:

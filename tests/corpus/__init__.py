@@ -488,15 +488,16 @@ CASES: list[Case] = [
         message="Choose a video clip or a photo",
         request="empty_filename",
     ),
-    Case(
+    Case(  # the form takes several files as a batch (tests/test_batches.py)
         "two_files",
-        "two files in one field",
+        "two files in one field of the single-file API",
         g.jpeg,
         "one.jpg",
         status=400,
         code="too_many_files",
         message="one file at a time",
         request="two_files",
+        channels=("api",),
     ),
     Case(
         "csrf_missing",

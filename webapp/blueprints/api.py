@@ -2,7 +2,7 @@
 errors are JSON (see ``webapp.errors``).
 
 Every call needs ``Authorization: Bearer <token>`` unless the site sets ``PUBLIC_API``, and
-sees only its owner's detections (an admin's token: everyone's).
+sees only its owner's detections and batches (an admin's token: everyone's).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 
 from ..auth import api_identity
 from ..extensions import db
-from ..owners import ensure_owner, get_visible_or_404
-from ..services import compare, intake, presenters, storage
+from ..owners import ensure_owner, get_visible_batch_or_404, get_visible_or_404
+from ..services import batches, compare, intake, presenters, storage
 from .history import detections_query, known_model, parse_filters
 from .upload import uploads_limit
 
@@ -136,6 +136,74 @@ def list_detections():
 
     return jsonify(
         items=[presenters.summary_dict(det) for det in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total,
+        pages=page.pages,
+        next=link(page.next_num),
+        prev=link(page.prev_num),
+    )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@bp.post("/batches")
+@uploads_limit
+def create_batch():
+    """Several ``file`` parts (optional ``model`` and ``name``): one detection per accepted
+    file; refused files are listed in the batch with their reason."""
+    try:
+        batch = batches.create_batch(
+            request.files.getlist("file"),
+            ensure_owner(),
+            request.form.get("model"),
+            request.form.get("name"),
+        )
+    except batches.NothingAccepted as err:
+        response, status = _rejected(err)
+        body = response.get_json()
+        body["items"] = [
+            {**item, "error": {k: v for k, v in item["error"].items() if k != "status"}}
+            for item in err.items
+        ]
+        return jsonify(body), status
+    except intake.UploadRejected as err:
+        return _rejected(err)
+    body = batches.batch_dict(batch)
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = body["links"]["self"]
+    return response
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str):
+    body = batches.batch_dict(get_visible_batch_or_404(batch_id))
+    response = jsonify(body)
+    if not body["finished"]:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/batches/<batch_id>")
+def delete_batch(batch_id: str):
+    batches.delete_batch(get_visible_batch_or_404(batch_id))
+    return "", 204
+
+
+@bp.get("/batches")
+def list_batches():
+    max_per_page = current_app.config["API_MAX_PER_PAGE"]
+    page = db.paginate(batches.visible_query(), max_per_page=max_per_page, error_out=False)
+
+    def link(n: int | None) -> str | None:
+        if n is None:
+            return None
+        return url_for(".list_batches", page=n, per_page=page.per_page, _external=True)
+
+    return jsonify(
+        items=[batches.listing_dict(batch) for batch in page.items],
         page=page.page,
         per_page=page.per_page,
         total=page.total,

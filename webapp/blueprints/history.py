@@ -1,5 +1,5 @@
 """Your past detections (an admin's: everyone's): search by file name, filter by verdict and
-by model, sort, paginate, delete."""
+by model, sort, paginate, delete; links to the batches they came in."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from sqlalchemy import Select, select
 from ..extensions import db
 from ..models import VERDICTS, Detection
 from ..owners import visible
+from ..services import batches
 from ..services.compare import model_options
 
 bp = Blueprint("history", __name__)
+
+#: Batches linked above the table (each detection of a batch also links to its batch).
+RECENT_BATCHES = 5
 
 FILTERS = {
     "": "All",
@@ -85,6 +89,7 @@ def index():
         error_out=False,
     )
     any_detections = db.session.scalar(visible(select(Detection.id)).limit(1)) is not None
+    in_batch = batches.batches_of([det.id for det in page.items])
     args = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "newest")}
     return render_template(
         "history/index.html",
@@ -96,4 +101,6 @@ def index():
         models=models,
         unknown_model=unknown_model,
         any_detections=any_detections,
+        in_batch=in_batch,
+        recent_batches=batches.recent_batches(RECENT_BATCHES),
     )

@@ -10,7 +10,7 @@ from ..extensions import db
 from ..forms import UploadForm
 from ..models import Detection
 from ..owners import visible
-from ..services import modelcard
+from ..services import batches, modelcard
 from ..templating import human_bytes
 
 bp = Blueprint("pages", __name__)
@@ -55,7 +55,11 @@ def model_card():
 
 def upload_limits() -> dict:
     cfg = current_app.config
+    batch = batches.limits()
     return {
+        "batch_max_files": batch["max_files"],
+        "batch_max_bytes": batch["max_bytes"],
+        "batch_max_size": batch["max_size"],
         "max_bytes": cfg.get("MAX_CONTENT_LENGTH"),
         "max_size": human_bytes(cfg.get("MAX_CONTENT_LENGTH")),
         "max_duration": cfg["MAX_DURATION_SECONDS"],

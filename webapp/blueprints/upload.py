@@ -1,13 +1,23 @@
-"""The upload form: one clip or photo, checked by content, then queued for analysis."""
+"""The upload form: one clip or photo (then its result page), or several at once (a batch,
+then the batch's page), each checked by content and queued for analysis."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from ..extensions import limiter
 from ..forms import UploadForm
 from ..owners import ensure_owner
-from ..services import intake
+from ..services import batches, intake
 from .pages import upload_limits
 
 bp = Blueprint("upload", __name__)
@@ -17,7 +27,7 @@ def upload_rate_limit() -> str:
     return current_app.config["UPLOAD_RATE_LIMIT"]
 
 
-#: One budget per client for the form and the API together.
+#: One budget per client for the form and the API together (a batch counts as one upload).
 uploads_limit = limiter.shared_limit(upload_rate_limit, scope="uploads", methods=["POST"])
 
 
@@ -25,6 +35,10 @@ uploads_limit = limiter.shared_limit(upload_rate_limit, scope="uploads", methods
 @uploads_limit
 def upload():
     form = UploadForm()
+    if request.method == "POST":
+        files = batches.present_files(request.files.getlist("file"))
+        if len(files) > 1:
+            return upload_batch(form, files)
     if not form.is_submitted():  # "Upload again with <model>" links preselect the model
         form.model.data = request.args.get("model", "")[:80]
     status = 200
@@ -46,4 +60,26 @@ def upload():
             return redirect(url_for("results.show", detection_id=det.id), code=303)
     elif form.is_submitted():
         status = 400
-    return render_template("upload/upload.html", form=form, limits=upload_limits()), status
+    return render_upload(form, status)
+
+
+def upload_batch(form: UploadForm, files):
+    """Several files from the form: a batch (the CSRF token was checked before the view)."""
+    try:
+        batch = batches.create_batch(
+            files, ensure_owner(), request.form.get("model"), request.form.get("name")
+        )
+    except batches.NothingAccepted as err:
+        form.file.errors = [str(err)]
+        return render_upload(form, err.status, refused=err.items)
+    except intake.UploadRejected as err:
+        form.file.errors = [str(err)]
+        return render_upload(form, err.status)
+    return redirect(url_for("batches.show", batch_id=batch.id), code=303)
+
+
+def render_upload(form: UploadForm, status: int, refused=None):
+    return (
+        render_template("upload/upload.html", form=form, limits=upload_limits(), refused=refused),
+        status,
+    )

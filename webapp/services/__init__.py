@@ -6,6 +6,7 @@
 - ``analysis``: one job: claim the row, run the engine, write artefacts and the row;
 - ``recovery``: jobs of dead processes, orphaned files;
 - ``presenters``: what views and the API show of a detection;
+- ``batches``: several files at once (each through intake), the batch's items, totals, export;
 - ``modelcard``: the model's config, card and metrics as the pages show them;
 - ``database``: the few database helpers that differ between SQLite and PostgreSQL.
 

@@ -64,11 +64,13 @@ def clean_filename(name: str | None) -> str:
 
 def single_file(files: list[FileStorage]) -> FileStorage | None:
     """The one uploaded file of a field, None if there is none. Raises UploadRejected when
-    the field holds several (one analysis per upload; no silent choice of the first)."""
+    the field holds several (one detection per request here; no silent choice of the first;
+    several files at once are a batch, see :mod:`webapp.services.batches`)."""
     files = [f for f in files if f is not None and f.filename]
     if len(files) > 1:
         raise UploadRejected(
-            "Upload one file at a time: this request held several files in one field.",
+            "Upload one file at a time here: this request held several files in one field. "
+            "To send several at once, post them to /api/v1/batches.",
             "too_many_files",
         )
     return files[0] if files else None

@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import current_app
 from PIL import Image, ImageOps
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
-from ..models import Detection, utcnow
+from ..models import Batch, Detection, utcnow
 from .database import sqlstate
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,8 @@ def delete_detection(det: Detection) -> None:
 
 
 def purge_expired() -> int:
-    """Delete finished detections older than RETENTION_DAYS. Returns how many."""
+    """Delete finished detections and batches older than RETENTION_DAYS. Returns how many
+    detections."""
     days = current_app.config.get("RETENTION_DAYS") or 0
     if days <= 0:
         return 0
@@ -169,6 +170,9 @@ def purge_expired() -> int:
     ).all()
     for det in old:
         delete_detection(det)
+    # Batches go with their files (their items cascade); the detections went above.
+    db.session.execute(delete(Batch).where(Batch.created_at < cutoff))
+    db.session.commit()
     return len(old)
 
 

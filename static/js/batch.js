@@ -1,0 +1,100 @@
+/* Batch page while its files are analysed: poll the batch's JSON status and fill in each row
+   (status, stage, verdict, score, thumbnail, link) and the totals. Stops when every file has
+   finished. Without JavaScript the page refreshes itself (<noscript> meta refresh). */
+(function () {
+  "use strict";
+
+  var box = document.getElementById("batch");
+  if (!box || !window.fetch) return;
+
+  var url = box.getAttribute("data-status-url");
+  var bar = document.getElementById("batch-progress");
+  var headline = box.querySelector("[data-batch-headline]");
+  var failures = 0;
+
+  function setText(el, text) {
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function field(row, name) {
+    return row.querySelector('[data-field="' + name + '"]');
+  }
+
+  function renderItem(item) {
+    var row = document.getElementById("item-" + item.position);
+    if (!row) return;
+    var links = item.links || {};
+    row.setAttribute("data-status", item.status);
+
+    var status = field(row, "status");
+    setText(status, item.status_label);
+    status.className = "item-status item-status-" + item.status;
+    var stage = field(row, "stage");
+    stage.hidden = item.status !== "running";
+    setText(stage, item.status === "running" ? item.stage_label + " \u00b7 " + item.percent + "%" : "");
+
+    var verdict = field(row, "verdict");
+    if (item.verdict) {
+      verdict.className = "badge badge-" + item.verdict;
+      setText(verdict, item.verdict_label);
+    }
+    var score = field(row, "score");
+    setText(score, item.score_label || "\u2013");
+    score.classList.toggle("muted", !item.score_label);
+
+    var error = field(row, "error");
+    error.hidden = !item.error;
+    setText(error, item.error ? item.error.message : "");
+
+    var thumb = field(row, "thumb");
+    var band = item.verdict || (["failed", "rejected", "deleted"].indexOf(item.status) >= 0 ? "failed" : "pending");
+    thumb.className = "thumb thumb-sm thumb-" + band;
+    if (links.thumbnail && !thumb.querySelector("img")) {
+      var img = document.createElement("img");
+      img.src = links.thumbnail;
+      img.alt = "";
+      thumb.appendChild(img);
+    }
+  }
+
+  function render(batch) {
+    var t = batch.totals;
+    ["pending", "done", "failed", "rejected", "deleted"].forEach(function (key) {
+      setText(box.querySelector('[data-total="' + key + '"]'), String(t[key]));
+    });
+    Object.keys(t.verdicts).forEach(function (key) {
+      setText(box.querySelector('[data-total="' + key + '"]'), String(t.verdicts[key]));
+    });
+    setText(box.querySelector('[data-total="finished"]'), String(t.files - t.pending));
+    bar.value = t.files - t.pending;
+    batch.items.forEach(renderItem);
+    if (batch.finished) {
+      box.setAttribute("data-finished", "true");
+      setText(headline, "All files finished");
+    }
+  }
+
+  function poll() {
+    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status === 404) {
+          window.location.assign(box.getAttribute("data-gone-url"));
+          return null;
+        }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (batch) {
+        if (!batch) return;
+        failures = 0;
+        render(batch);
+        if (!batch.finished) window.setTimeout(poll, 1500);
+      })
+      .catch(function () {
+        failures += 1;
+        window.setTimeout(poll, Math.min(15000, 1000 * Math.pow(2, failures)));
+      });
+  }
+
+  window.setTimeout(poll, 800);
+})();

@@ -1,0 +1,390 @@
+"""Batches: several files sent at once (the form's multi-file upload, ``POST /api/v1/batches``).
+
+Each file goes through the same intake as a single upload (:func:`intake.create_detection`:
+the same checks by content, the same per-owner dedup, the same messages) and becomes its own
+Detection. The batch keeps one item per file sent, in order: the detection it became, or why
+it was refused. Nothing the user sent goes unmentioned; refused files never stop the others.
+
+Whole-batch refusals (nothing stored): no file, too many files, too many bytes in all, an
+unknown model, and a batch in which no file at all could be accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import Select, delete, select
+from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import FileStorage
+
+from ..extensions import db
+from ..models import VERDICT_LABELS, VERDICTS, Batch, BatchItem, Detection, new_id
+from ..owners import visible
+from ..templating import human_bytes, pct
+from . import intake, presenters
+from .database import is_locked_error, retry_locked
+from .intake import UploadRejected
+from .storage import delete_detection, has_thumbnail, is_storage_error
+
+#: Room for the multipart framing around the files (boundaries, part headers, form fields).
+MULTIPART_ALLOWANCE = 256 * 1024
+NO_FILES_MESSAGE = "Choose one or more video clips or photos to analyse."
+#: Item states: a detection's own, then refused at the door, or its detection deleted since.
+ITEM_STATES = ("queued", "running", "done", "failed", "rejected", "deleted")
+STATE_LABELS = {
+    "queued": "Queued",
+    "running": "Analysing",
+    "done": "Done",
+    "failed": "Failed",
+    "rejected": "Refused",
+    "deleted": "Deleted",
+}
+
+
+class NothingAccepted(UploadRejected):
+    """Every file of the batch was refused; ``items`` says why for each (nothing is kept)."""
+
+    def __init__(self, items: list[dict[str, Any]]):
+        statuses = {item["error"]["status"] for item in items}
+        codes = {item["error"]["code"] for item in items}
+        n = len(items)
+        super().__init__(
+            f"None of the {n} files could be analysed; each one's reason is given with it. "
+            "Nothing was stored." if n > 1 else "The file could not be analysed. Nothing was stored.",
+            codes.pop() if len(codes) == 1 else "no_file_accepted",
+            statuses.pop() if len(statuses) == 1 else 422,
+        )
+        self.items = items
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def limits() -> dict[str, Any]:
+    """The batch limits as the form, the API and the errors state them."""
+    cfg = current_app.config
+    return {
+        "max_files": int(cfg["BATCH_MAX_FILES"]),
+        "max_bytes": int(cfg["BATCH_MAX_BYTES"]),
+        "max_size": human_bytes(cfg["BATCH_MAX_BYTES"]),
+    }
+
+
+def request_limit() -> int | None:
+    """The body size allowed to a request that may carry several files (``request.
+    max_content_length``): the batch total plus framing, never less than one file's limit."""
+    cfg = current_app.config
+    per_file = cfg.get("MAX_CONTENT_LENGTH")
+    if per_file is None:
+        return None
+    return max(int(per_file), int(cfg["BATCH_MAX_BYTES"])) + MULTIPART_ALLOWANCE
+
+
+def too_large_message() -> str:
+    lim = limits()
+    return (
+        f"These files add up to more than {lim['max_size']}, the most one batch can hold. "
+        "Nothing was uploaded: send them in smaller batches."
+    )
+
+
+def present_files(files: list[FileStorage]) -> list[FileStorage]:
+    """The parts that hold a file (a browser sends one empty part when nothing was chosen)."""
+    return [f for f in files if f is not None and f.filename]
+
+
+def stream_size(file: FileStorage) -> int | None:
+    """Bytes in an uploaded part (werkzeug spools it to memory or a temporary file)."""
+    stream = file.stream
+    try:
+        here = stream.tell()
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        stream.seek(here)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return size
+
+
+def check_limits(files: list[FileStorage]) -> list[int | None]:
+    """Refuse the whole batch over the file count or total size; the size of each file."""
+    lim = limits()
+    if not files:
+        raise UploadRejected(NO_FILES_MESSAGE, "no_file")
+    if len(files) > lim["max_files"]:
+        raise UploadRejected(
+            f"You sent {len(files)} files; one batch holds at most {lim['max_files']}. "
+            "Nothing was uploaded: send them in smaller batches.",
+            "too_many_files",
+        )
+    sizes = [stream_size(f) for f in files]
+    if sum(s or 0 for s in sizes) > lim["max_bytes"]:
+        raise UploadRejected(too_large_message(), "batch_too_large", 413)
+    return sizes
+
+
+# --------------------------------------------------------------------------- intake
+
+
+def clean_name(name: str | None) -> str | None:
+    name = intake.clean_filename(name)[:120].strip() if name else ""
+    return name or None
+
+
+def create_batch(
+    files: list[FileStorage], owner_id: str, model: str | None = None, name: str | None = None
+) -> Batch:
+    """Store each file as its own detection for ``owner_id`` (an existing Owner row), all
+    analysed with ``model`` (default: the default model), and a batch naming them.
+
+    Raises :class:`UploadRejected` for the whole batch (nothing stored) and
+    :class:`NothingAccepted` when every file was refused (nothing stored either).
+    """
+    files = present_files(files)
+    sizes = check_limits(files)
+    version = intake.chosen_model(model)
+    batch = Batch(id=new_id(), owner_id=owner_id, name=clean_name(name), file_count=len(files))
+    _commit_new(batch)
+    refused: list[dict[str, Any]] = []
+    for position, (file, size) in enumerate(zip(files, sizes, strict=True), start=1):
+        item = BatchItem(
+            batch_id=batch.id,
+            position=position,
+            filename=intake.clean_filename(file.filename) or "upload",
+            size_bytes=size,
+        )
+        try:
+            det, reused = intake.create_detection(file, owner_id, version)
+        except UploadRejected as err:
+            item.error_code, item.error_message = err.code, str(err)
+            refused.append(item_error(item, err.status))
+        else:
+            item.detection_id, item.reused = det.id, reused
+        _commit_new(item)
+    if len(refused) == len(files):
+        db.session.execute(delete(Batch).where(Batch.id == batch.id))
+        db.session.commit()
+        raise NothingAccepted(refused)
+    return batch
+
+
+def _commit_new(row: Batch | BatchItem) -> None:
+    def insert() -> None:
+        db.session.add(row)
+        db.session.commit()
+
+    try:
+        retry_locked(insert)
+    except Exception as err:
+        db.session.rollback()
+        if is_storage_error(err):
+            raise intake.storage_rejection() from err
+        if is_locked_error(err):
+            raise UploadRejected(intake.BUSY_MESSAGE, "busy", 503) from err
+        raise
+
+
+def item_error(item: BatchItem, status: int) -> dict[str, Any]:
+    return {
+        "position": item.position,
+        "filename": item.filename,
+        "size_bytes": item.size_bytes,
+        "error": {"code": item.error_code, "message": item.error_message, "status": status},
+    }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load(batch_id: str) -> Batch | None:
+    """The batch with its items and their detections (one query each)."""
+    return db.session.scalars(
+        select(Batch)
+        .where(Batch.id == batch_id)
+        .options(selectinload(Batch.items).selectinload(BatchItem.detection))
+    ).first()
+
+
+def visible_query() -> Select[Any]:
+    """The requester's batches (an admin's: everyone's), newest first, items loaded."""
+    return (
+        visible(select(Batch), owner_column=Batch.owner_id)
+        .options(selectinload(Batch.items).selectinload(BatchItem.detection))
+        .order_by(Batch.created_at.desc(), Batch.id)
+    )
+
+
+def recent_batches(limit: int) -> list[Batch]:
+    return list(db.session.scalars(visible_query().limit(limit)))
+
+
+def batches_of(detection_ids: list[str]) -> dict[str, Batch]:
+    """For each of these detections that came in a batch the requester sees: its newest batch."""
+    if not detection_ids:
+        return {}
+    stmt = visible(
+        select(BatchItem.detection_id, Batch)
+        .join(Batch, Batch.id == BatchItem.batch_id)
+        .where(BatchItem.detection_id.in_(detection_ids)),
+        owner_column=Batch.owner_id,
+    ).order_by(Batch.created_at.asc())
+    return {det_id: batch for det_id, batch in db.session.execute(stmt)}
+
+
+def item_detection(batch: Batch, item: BatchItem) -> Detection | None:
+    """The item's detection, if it still exists and is the batch owner's."""
+    det = item.detection
+    return det if det is not None and det.owner_id == batch.owner_id else None
+
+
+def item_state(batch: Batch, item: BatchItem) -> str:
+    if item.rejected:
+        return "rejected"
+    det = item_detection(batch, item)
+    return det.status if det is not None else "deleted"
+
+
+# --------------------------------------------------------------------------- presenting
+
+
+def percent(det: Detection) -> int:
+    return 100 if det.status == "done" else int(float(det.progress or 0.0) * 100)
+
+
+def item_dict(batch: Batch, item: BatchItem) -> dict[str, Any]:
+    """One file of a batch, as the batch page polls it and the API and exports show it."""
+    det = item_detection(batch, item)
+    state = item_state(batch, item)
+    out: dict[str, Any] = {
+        "position": item.position,
+        "filename": item.filename,
+        "size_bytes": item.size_bytes,
+        "status": state,
+        "status_label": STATE_LABELS[state],
+        "reused": bool(item.reused),
+        "detection_id": det.id if det else None,
+        "sha256": det.sha256 if det else None,
+        "media_type": det.media_type if det else None,
+        "model_version": det.model_version if det else None,
+        "stage_label": det.stage_label if det else None,
+        "percent": percent(det) if det else None,
+        "verdict": det.verdict if det and state == "done" else None,
+        "verdict_label": VERDICT_LABELS.get(det.verdict or "") if det and state == "done" else None,
+        "p_fake": det.p_fake if det and state == "done" else None,
+        "score_label": pct(det.p_fake) if det and state == "done" and det.p_fake is not None else None,
+        "created_at": presenters.iso(det.created_at) if det else None,
+        "finished_at": presenters.iso(det.finished_at) if det else None,
+        "error": None,
+        "links": None,
+    }
+    if state == "rejected":
+        out["error"] = {"code": item.error_code, "message": item.error_message}
+    elif state == "failed" and det is not None:
+        out["error"] = {"code": det.error_code, "message": det.error_message}
+    elif state == "deleted":
+        out["error"] = {"code": "deleted", "message": "This detection has been deleted."}
+    if det is not None:
+        out["links"] = {
+            "html": url_for("results.show", detection_id=det.id, _external=True),
+            "api": url_for("api.get_detection", detection_id=det.id, _external=True),
+            "thumbnail": (
+                url_for("results.artefact", detection_id=det.id, name="thumb.jpg", _external=True)
+                if has_thumbnail(det)
+                else None
+            ),
+        }
+    return out
+
+
+def totals(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over the items (one per file sent): by state and, for finished ones, verdict."""
+    states = Counter(item["status"] for item in items)
+    verdicts = Counter(item["verdict"] for item in items if item["status"] == "done")
+    pending = states["queued"] + states["running"]
+    return {
+        "files": len(items),
+        **{state: states[state] for state in ITEM_STATES},
+        "pending": pending,
+        "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
+    }
+
+
+def batch_dict(batch: Batch) -> dict[str, Any]:
+    """A batch with its items and totals (the API's answer and the JSON export)."""
+    items = [item_dict(batch, item) for item in batch.items]
+    counts = totals(items)
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "title": batch.title,
+        "created_at": presenters.iso(batch.created_at),
+        "file_count": batch.file_count,
+        "finished": counts["pending"] == 0,
+        "totals": counts,
+        "items": items,
+        "links": {
+            "self": url_for("api.get_batch", batch_id=batch.id, _external=True),
+            "html": url_for("batches.show", batch_id=batch.id, _external=True),
+            "csv": url_for("batches.export_csv", batch_id=batch.id, _external=True),
+            "json": url_for("batches.export_json", batch_id=batch.id, _external=True),
+        },
+    }
+
+
+def listing_dict(batch: Batch) -> dict[str, Any]:
+    """A batch as the API lists it (no items)."""
+    full = batch_dict(batch)
+    return {key: value for key, value in full.items() if key != "items"}
+
+
+CSV_COLUMNS = (
+    "position", "filename", "size_bytes", "sha256", "media_type", "model_version", "status",
+    "verdict", "verdict_label", "p_fake", "error_code", "error_message", "created_at",
+    "finished_at", "detection_id", "result_url",
+)
+#: A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: formula starters get a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def batch_csv(batch: Batch) -> str:
+    """One row per file sent, in order; safe to open in a spreadsheet."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in batch_dict(batch)["items"]:
+        error = item["error"] or {}
+        row = {
+            **item,
+            "error_code": error.get("code"),
+            "error_message": error.get("message"),
+            "result_url": (item["links"] or {}).get("html"),
+        }
+        writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- deleting
+
+
+def delete_batch(batch: Batch) -> int:
+    """Delete the batch and the detections its files became (with everything stored for
+    them). Returns how many detections were deleted."""
+    batch_id = batch.id
+    detections = {det.id: det for item in batch.items if (det := item_detection(batch, item))}
+    for det in detections.values():
+        delete_detection(det)
+    db.session.execute(delete(Batch).where(Batch.id == batch_id))
+    db.session.commit()
+    return len(detections)
