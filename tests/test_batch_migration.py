@@ -16,7 +16,7 @@ from webapp.models import Batch, BatchItem, Detection
 from webapp.schema import current_revision
 
 PREVIOUS = "0002_owners"
-HEAD = "0003_batches"
+HEAD = "0004_batch_models"
 
 
 def database_at_previous_head(tmp_path, settings, monkeypatch) -> None:

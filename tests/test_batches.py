@@ -128,6 +128,9 @@ def test_form_batch_with_good_and_bad_files(app, client, files, bad, detector):
         "files": 6, "queued": 0, "running": 0, "done": 2, "failed": 0, "rejected": 4,
         "deleted": 0, "pending": 0,
         "verdicts": {"real": 2, "inconclusive": 0, "fake": 0, "no_face": 0},
+        "analyses": {"total": 2, "queued": 0, "running": 0, "done": 2, "failed": 0,
+                     "deleted": 0, "pending": 0},
+        "disagreements": 0,
     }
     assert len(detector.calls) == 2 and count(app, Detection) == 2
     assert stored_uploads(app) == []  # analysed originals deleted, refused ones never kept

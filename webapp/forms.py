@@ -38,6 +38,9 @@ class UploadForm(FlaskForm):
     # A registry version; checked against the registry when the upload is stored
     # (services.intake.chosen_model). Empty: the default model.
     model = StringField("Model", validators=[Length(max=80)], default="")
+    # "all" (the form's checkbox "Judge with every installed model") or a comma-separated
+    # list of versions, as on the API (services.intake.chosen_models). Empty: one model.
+    models = StringField("Models", validators=[Length(max=400)], default="")
     submit = SubmitField("Analyse")
 
 

@@ -273,6 +273,9 @@ class Batch(db.Model):
     #: A label the sender chose (optional; pages fall back to "Batch of N files").
     name: Mapped[str | None] = mapped_column(String(120))
     file_count: Mapped[int] = mapped_column(Integer)  # files sent, accepted or not
+    #: The model versions every file is judged by, comma-separated, the one each item's
+    #: detection is by first; None: one model (the item's). See services.batches.
+    models: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -286,6 +289,11 @@ class Batch(db.Model):
     @property
     def title(self) -> str:
         return self.name or f"Batch of {self.file_count} file{'' if self.file_count == 1 else 's'}"
+
+    @property
+    def model_versions(self) -> list[str]:
+        """The versions the batch asked for when it asked for several, else []."""
+        return [v for v in (self.models or "").split(",") if v]
 
     @property
     def created_utc(self) -> datetime:

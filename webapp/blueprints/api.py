@@ -31,13 +31,18 @@ def _rejected(err: intake.UploadRejected):
     return response, status
 
 
-def _queued(det, reused: bool):
-    """202 with the new (or still running) detection, 200 with a finished one it reused."""
+def _queued(det, reused: bool, analyses=None):
+    """202 with the new (or still running) detection, 200 with a finished one it reused.
+    ``analyses``: ``(detection, reused)`` per model of the upload (``det``'s first), listed
+    in the answer; 200 only when every one was a finished one reused."""
     body = presenters.summary_dict(det)
     body["reused"] = reused
     body["status_url"] = url_for(".get_detection", detection_id=det.id, _external=True)
+    if analyses is not None:
+        body["analyses"] = [{**presenters.summary_dict(d), "reused": again} for d, again in analyses]
     response = jsonify(body)
-    response.status_code = 200 if reused and det.status == "done" else 202
+    finished = all(again and d.status == "done" for d, again in analyses or [(det, reused)])
+    response.status_code = 200 if finished else 202
     response.headers["Location"] = body["status_url"]
     return response
 
@@ -45,12 +50,18 @@ def _queued(det, reused: bool):
 @bp.post("/detections")
 @uploads_limit
 def create_detection():
+    """One ``file`` (optional ``model``, and ``models``: ``all`` or a comma-separated list of
+    versions to judge it with as well). The answer is the detection by ``model`` (default: the
+    default model), with ``analyses``: one entry per model, that one first."""
     try:
         file = intake.single_file(request.files.getlist("file"))
-        det, reused = intake.create_detection(file, ensure_owner(), request.form.get("model"))
+        analyses = intake.create_detections(
+            file, ensure_owner(), request.form.get("model"), request.form.get("models")
+        )
     except intake.UploadRejected as err:
         return _rejected(err)
-    return _queued(det, reused)
+    det, reused = analyses[0]
+    return _queued(det, reused, analyses)
 
 
 @bp.post("/detections/<detection_id>/analyses")
@@ -159,6 +170,7 @@ def create_batch():
             ensure_owner(),
             request.form.get("model"),
             request.form.get("name"),
+            models=request.form.get("models"),
         )
     except batches.NothingAccepted as err:
         response, status = _rejected(err)

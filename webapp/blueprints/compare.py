@@ -37,11 +37,14 @@ def analyse(detection_id: str):
                 "info",
             )
         return redirect(url_for("results.show", detection_id=new.id), code=303)
-    flash(
-        f"Analysing the same file with {new.model_version}. Its verdict appears next to this "
-        "one as soon as it is ready.",
-        "success",
-    )
+    if new.is_pending:  # the notice turns to "finished" when its column fills in
+        flash(
+            f"Analysing the same file with {new.model_version}. Its verdict appears next to "
+            "this one as soon as it is ready.",
+            compare.notice_category([new.model_version]),
+        )
+    else:  # already finished (a queue that runs jobs at once)
+        flash(f"{new.model_version} has judged the same file: see the comparison.", "success")
     return redirect(back, code=303)
 
 

@@ -17,7 +17,7 @@ from flask import (
 from ..extensions import limiter
 from ..forms import UploadForm
 from ..owners import ensure_owner
-from ..services import batches, intake
+from ..services import batches, compare, intake
 from .pages import upload_limits
 
 bp = Blueprint("upload", __name__)
@@ -41,22 +41,29 @@ def upload():
             return upload_batch(form, files)
     if not form.is_submitted():  # "Upload again with <model>" links preselect the model
         form.model.data = request.args.get("model", "")[:80]
+        form.models.data = intake.ALL_MODELS if request.args.get("models") == "all" else ""
     status = 200
     if form.validate_on_submit():
         try:
-            det, reused = intake.create_detection(form.file.data, ensure_owner(), form.model.data)
+            analyses = intake.create_detections(
+                form.file.data, ensure_owner(), form.model.data, form.models.data
+            )
         except intake.UploadRejected as err:
             if err.code == "too_large":
                 abort(413)
             form.file.errors = [str(err)]
             status = err.status
         else:
+            det, reused = analyses[0]
             if reused:
                 flash(
-                    "You already analysed this exact file with the current model, so here is "
-                    "your stored result instead of a new analysis.",
+                    f"You already analysed this exact file with {det.model_version or 'this model'}, "
+                    "so here is your stored result instead of a new analysis.",
                     "info",
                 )
+            started = [d.model_version for d, again in analyses[1:] if not again]
+            if started:
+                flash(compare.started_message(started), compare.notice_category(started))
             return redirect(url_for("results.show", detection_id=det.id), code=303)
     elif form.is_submitted():
         status = 400
@@ -67,7 +74,11 @@ def upload_batch(form: UploadForm, files):
     """Several files from the form: a batch (the CSRF token was checked before the view)."""
     try:
         batch = batches.create_batch(
-            files, ensure_owner(), request.form.get("model"), request.form.get("name")
+            files,
+            ensure_owner(),
+            request.form.get("model"),
+            request.form.get("name"),
+            models=request.form.get("models"),
         )
     except batches.NothingAccepted as err:
         form.file.errors = [str(err)]

@@ -7,6 +7,13 @@ it was refused. Nothing the user sent goes unmentioned; refused files never stop
 
 Whole-batch refusals (nothing stored): no file, too many files, too many bytes in all, an
 unknown model, and a batch in which no file at all could be accepted.
+
+A batch may ask for several models (``models=all`` or a list): each file is then stored once
+and judged by each of them (:func:`intake.create_analyses`), and the batch stays one row per
+file: the item's detection is by the model the batch is about (``model``, default the
+default model), and ``analyses`` gives each model's verdict on that file, found as the result
+page finds them (the owner's analysis of the same bytes by that model). Exports: the JSON has
+one entry per file with its ``analyses``; the CSV one row per file and model.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from ..extensions import db
 from ..models import VERDICT_LABELS, VERDICTS, Batch, BatchItem, Detection, new_id
 from ..owners import visible
 from ..templating import human_bytes, pct
-from . import intake, presenters
+from . import compare, intake, presenters
 from .database import is_locked_error, retry_locked
 from .intake import UploadRejected
 from .storage import delete_detection, has_thumbnail, is_storage_error
@@ -137,18 +144,29 @@ def clean_name(name: str | None) -> str | None:
 
 
 def create_batch(
-    files: list[FileStorage], owner_id: str, model: str | None = None, name: str | None = None
+    files: list[FileStorage],
+    owner_id: str,
+    model: str | None = None,
+    name: str | None = None,
+    models: str | None = None,
 ) -> Batch:
     """Store each file as its own detection for ``owner_id`` (an existing Owner row), all
-    analysed with ``model`` (default: the default model), and a batch naming them.
+    analysed with ``model`` (default: the default model), and a batch naming them. ``models``
+    (``all`` or a comma-separated list of versions) has each file judged by those models too.
 
     Raises :class:`UploadRejected` for the whole batch (nothing stored) and
     :class:`NothingAccepted` when every file was refused (nothing stored either).
     """
     files = present_files(files)
     sizes = check_limits(files)
-    version = intake.chosen_model(model)
-    batch = Batch(id=new_id(), owner_id=owner_id, name=clean_name(name), file_count=len(files))
+    versions = intake.chosen_models(models, model)
+    batch = Batch(
+        id=new_id(),
+        owner_id=owner_id,
+        name=clean_name(name),
+        file_count=len(files),
+        models=",".join(v for v in versions if v) if len(versions) > 1 else None,
+    )
     _commit_new(batch)
     refused: list[dict[str, Any]] = []
     for position, (file, size) in enumerate(zip(files, sizes, strict=True), start=1):
@@ -159,7 +177,7 @@ def create_batch(
             size_bytes=size,
         )
         try:
-            det, reused = intake.create_detection(file, owner_id, version)
+            det, reused = intake.create_analyses(file, owner_id, versions)[0]
         except UploadRejected as err:
             item.error_code, item.error_message = err.code, str(err)
             refused.append(item_error(item, err.status))
@@ -256,67 +274,149 @@ def percent(det: Detection) -> int:
     return 100 if det.status == "done" else int(float(det.progress or 0.0) * 100)
 
 
-def item_dict(batch: Batch, item: BatchItem) -> dict[str, Any]:
-    """One file of a batch, as the batch page polls it and the API and exports show it."""
+def batch_models(batch: Batch) -> list[str]:
+    """The versions the batch's files are judged by, the items' own model first: those it
+    asked for, or (one model) the versions of its detections."""
+    if batch.model_versions:
+        return batch.model_versions
+    found = {item.detection.model_version for item in batch.items if item_detection(batch, item)}
+    return sorted((v for v in found if v), reverse=True)
+
+
+def analyses_by_file(batch: Batch) -> dict[tuple[str, str | None], Detection]:
+    """For a batch judged by several models: (SHA-256, version) -> the owner's analysis of that
+    file by that model (the item's own detection for its model; else, as on the result page,
+    a finished one, else one running, else a failed one). One query for the whole batch."""
+    versions = batch.model_versions
+    dets = [det for item in batch.items if (det := item_detection(batch, item)) is not None]
+    if not versions or not dets:
+        return {}
+    rows = db.session.scalars(
+        select(Detection)
+        .where(
+            Detection.owner_id == batch.owner_id,
+            Detection.sha256.in_({det.sha256 for det in dets}),
+            Detection.model_version.in_(versions),
+        )
+        .order_by(Detection.created_at.desc(), Detection.id)
+    ).all()
+    return compare.best_per_model(list(rows), {det.id for det in dets})
+
+
+def analysis_dict(det: Detection | None, version: str | None = None) -> dict[str, Any]:
+    """One model's analysis of one file, as items and their ``analyses`` show it; ``det``
+    None: that analysis was deleted since."""
+    state = det.status if det is not None else "deleted"
+    done = det is not None and state == "done"
+    out: dict[str, Any] = {
+        "model_version": det.model_version if det else version,
+        "detection_id": det.id if det else None,
+        "status": state,
+        "status_label": STATE_LABELS[state],
+        "stage_label": det.stage_label if det else None,
+        "percent": percent(det) if det else None,
+        "verdict": det.verdict if done else None,
+        "verdict_label": VERDICT_LABELS.get(det.verdict or "") if done else None,
+        "p_fake": det.p_fake if done else None,
+        "score_label": pct(det.p_fake) if done and det.p_fake is not None else None,
+        "created_at": presenters.iso(det.created_at) if det else None,
+        "finished_at": presenters.iso(det.finished_at) if det else None,
+        "error": None,
+        "links": None,
+    }
+    if det is None:
+        out["error"] = {"code": "deleted", "message": "This detection has been deleted."}
+        return out
+    if state == "failed":
+        out["error"] = {"code": det.error_code, "message": det.error_message}
+    out["links"] = {
+        "html": url_for("results.show", detection_id=det.id, _external=True),
+        "api": url_for("api.get_detection", detection_id=det.id, _external=True),
+        "thumbnail": (
+            url_for("results.artefact", detection_id=det.id, name="thumb.jpg", _external=True)
+            if has_thumbnail(det)
+            else None
+        ),
+    }
+    return out
+
+
+def agreement(analyses: list[dict[str, Any]]) -> str | None:
+    """"agree" or "disagree" once two or more models have a verdict on the file, else None."""
+    verdicts = [a["verdict"] for a in analyses if a["status"] == "done" and a["verdict"]]
+    if len(verdicts) < 2:
+        return None
+    return "agree" if len(set(verdicts)) == 1 else "disagree"
+
+
+def item_dict(
+    batch: Batch,
+    item: BatchItem,
+    found: dict[tuple[str, str | None], Detection] | None = None,
+) -> dict[str, Any]:
+    """One file of a batch, as the batch page polls it and the API and exports show it: the
+    item's own detection's fields, and ``analyses``, one per model of the batch (``found``:
+    :func:`analyses_by_file`)."""
     det = item_detection(batch, item)
     state = item_state(batch, item)
     out: dict[str, Any] = {
         "position": item.position,
         "filename": item.filename,
         "size_bytes": item.size_bytes,
-        "status": state,
-        "status_label": STATE_LABELS[state],
         "reused": bool(item.reused),
-        "detection_id": det.id if det else None,
         "sha256": det.sha256 if det else None,
         "media_type": det.media_type if det else None,
-        "model_version": det.model_version if det else None,
-        "stage_label": det.stage_label if det else None,
-        "percent": percent(det) if det else None,
-        "verdict": det.verdict if det and state == "done" else None,
-        "verdict_label": VERDICT_LABELS.get(det.verdict or "") if det and state == "done" else None,
-        "p_fake": det.p_fake if det and state == "done" else None,
-        "score_label": pct(det.p_fake) if det and state == "done" and det.p_fake is not None else None,
-        "created_at": presenters.iso(det.created_at) if det else None,
-        "finished_at": presenters.iso(det.finished_at) if det else None,
-        "error": None,
-        "links": None,
     }
     if state == "rejected":
-        out["error"] = {"code": item.error_code, "message": item.error_message}
-    elif state == "failed" and det is not None:
-        out["error"] = {"code": det.error_code, "message": det.error_message}
-    elif state == "deleted":
-        out["error"] = {"code": "deleted", "message": "This detection has been deleted."}
-    if det is not None:
-        out["links"] = {
-            "html": url_for("results.show", detection_id=det.id, _external=True),
-            "api": url_for("api.get_detection", detection_id=det.id, _external=True),
-            "thumbnail": (
-                url_for("results.artefact", detection_id=det.id, name="thumb.jpg", _external=True)
-                if has_thumbnail(det)
-                else None
-            ),
+        out |= {
+            **{key: None for key in analysis_dict(None)},
+            "status": state,
+            "status_label": STATE_LABELS[state],
+            "error": {"code": item.error_code, "message": item.error_message},
         }
+    else:
+        out |= analysis_dict(det)
+    analyses: list[dict[str, Any]] = []
+    if det is not None:
+        versions = batch.model_versions
+        if versions and found is not None:
+            analyses = [
+                analysis_dict(det if v == det.model_version else found.get((det.sha256, v)), v)
+                for v in versions
+            ]
+        else:
+            analyses = [analysis_dict(det)]
+    out["analyses"] = analyses
+    out["agreement"] = agreement(analyses)
     return out
 
 
 def totals(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts over the items (one per file sent): by state and, for finished ones, verdict."""
+    """Counts over the items (one per file sent): by state and, for finished ones, verdict
+    (each by the item's own model); ``analyses``: by state over every model's analysis of
+    every file; ``disagreements``: files on which finished models disagree."""
     states = Counter(item["status"] for item in items)
     verdicts = Counter(item["verdict"] for item in items if item["status"] == "done")
     pending = states["queued"] + states["running"]
+    runs = Counter(a["status"] for item in items for a in item["analyses"])
     return {
         "files": len(items),
         **{state: states[state] for state in ITEM_STATES},
         "pending": pending,
         "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
+        "analyses": {
+            "total": sum(runs.values()),
+            **{state: runs[state] for state in ("queued", "running", "done", "failed", "deleted")},
+            "pending": runs["queued"] + runs["running"],
+        },
+        "disagreements": sum(1 for item in items if item["agreement"] == "disagree"),
     }
 
 
 def batch_dict(batch: Batch) -> dict[str, Any]:
     """A batch with its items and totals (the API's answer and the JSON export)."""
-    items = [item_dict(batch, item) for item in batch.items]
+    found = analyses_by_file(batch)
+    items = [item_dict(batch, item, found) for item in batch.items]
     counts = totals(items)
     return {
         "id": batch.id,
@@ -324,7 +424,8 @@ def batch_dict(batch: Batch) -> dict[str, Any]:
         "title": batch.title,
         "created_at": presenters.iso(batch.created_at),
         "file_count": batch.file_count,
-        "finished": counts["pending"] == 0,
+        "models": batch_models(batch),
+        "finished": counts["pending"] == 0 and counts["analyses"]["pending"] == 0,
         "totals": counts,
         "items": items,
         "links": {
@@ -359,19 +460,22 @@ def csv_cell(value: Any) -> Any:
 
 
 def batch_csv(batch: Batch) -> str:
-    """One row per file sent, in order; safe to open in a spreadsheet."""
+    """One row per file sent and model, in order (a file refused at the door: one row);
+    safe to open in a spreadsheet. A batch of one model has one row per file."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for item in batch_dict(batch)["items"]:
-        error = item["error"] or {}
-        row = {
-            **item,
-            "error_code": error.get("code"),
-            "error_message": error.get("message"),
-            "result_url": (item["links"] or {}).get("html"),
-        }
-        writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
+        for analysis in item["analyses"] or [item]:
+            error = analysis["error"] or {}
+            row = {
+                **item,
+                **analysis,
+                "error_code": error.get("code"),
+                "error_message": error.get("message"),
+                "result_url": (analysis["links"] or {}).get("html"),
+            }
+            writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -379,10 +483,11 @@ def batch_csv(batch: Batch) -> str:
 
 
 def delete_batch(batch: Batch) -> int:
-    """Delete the batch and the detections its files became (with everything stored for
-    them). Returns how many detections were deleted."""
+    """Delete the batch and the detections its files became, by every model of the batch
+    (with everything stored for them). Returns how many detections were deleted."""
     batch_id = batch.id
     detections = {det.id: det for item in batch.items if (det := item_detection(batch, item))}
+    detections |= {det.id: det for det in analyses_by_file(batch).values()}
     for det in detections.values():
         delete_detection(det)
     db.session.execute(delete(Batch).where(Batch.id == batch_id))

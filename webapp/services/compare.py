@@ -12,9 +12,7 @@ share link.
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,32 @@ STATUS_RANK = {"done": 0, "running": 1, "queued": 1, "failed": 2}
 
 #: Size of each model's timeline in the comparison (SVG units; two fit side by side).
 CHART_SIZE = {"width": 500, "height": 210}
+
+
+#: The flash category of "Analysing with …" notices: ``analysing:<version>,<version>``. The
+#: result page marks such a notice with its versions, and static/js/compare.js changes it to
+#: "finished" once those models' columns have filled in.
+NOTICE = "analysing"
+
+
+def notice_category(versions: list[str | None]) -> str:
+    return f"{NOTICE}:" + ",".join(v or "" for v in versions)
+
+
+def names(versions: list[str | None]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    shown = [v or "an unknown model" for v in versions]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def started_message(versions: list[str | None]) -> str:
+    """The notice after analyses by other models of the file were queued."""
+    one = len(versions) == 1
+    return (
+        f"Also judging the file with {names(versions)}: "
+        f"{'its verdict appears' if one else 'their verdicts appear'} beside this one as soon "
+        f"as {'it is' if one else 'they are'} ready."
+    )
 
 
 def upload_gone_message(version: str) -> str:
@@ -94,18 +118,31 @@ def _same_file(det: Detection) -> list[Detection]:
     return list(db.session.scalars(stmt).all())
 
 
+def best_per_model(
+    rows: list[Detection], preferred: set[str]
+) -> dict[tuple[str, str | None], Detection]:
+    """Of ``rows`` (newest first), the one that stands for each (file SHA-256, model version):
+    one of ``preferred`` (the detection a page or batch is about), else by STATUS_RANK."""
+    best: dict[tuple[str, str | None], Detection] = {}
+    for row in rows:
+        key = (row.sha256, row.model_version)
+        current = best.get(key)
+        if (
+            current is None
+            or row.id in preferred
+            or (
+                current.id not in preferred
+                and STATUS_RANK[row.status] < STATUS_RANK[current.status]
+            )
+        ):
+            best[key] = row
+    return best
+
+
 def analyses_of(det: Detection) -> list[Detection]:
     """The owner's analyses of ``det``'s file, one per model version (``det`` itself for its
     own), in registry order (newest model first; versions no longer installed last)."""
-    best: dict[str | None, Detection] = {}
-    for row in _same_file(det):
-        current = best.get(row.model_version)
-        if (
-            current is None
-            or row.id == det.id
-            or (current.id != det.id and STATUS_RANK[row.status] < STATUS_RANK[current.status])
-        ):
-            best[row.model_version] = row
+    best = best_per_model(_same_file(det), {det.id})
     order = {e.version: i for i, e in enumerate(installed_models())}
     rows = sorted(best.values(), key=lambda r: r.model_version or "", reverse=True)
     return sorted(rows, key=lambda r: order.get(r.model_version or "", len(order)))
@@ -124,12 +161,7 @@ def _copy_upload(det: Detection, dest: Path) -> bool:
     no copy is left (one may vanish meanwhile: its own job finished and deleted it)."""
     for source in stored_uploads(det):
         try:
-            try:
-                os.link(source, dest)
-            except OSError as err:
-                if err.errno == errno.ENOENT:
-                    raise
-                shutil.copyfile(source, dest)  # another file system, or no hard links
+            storage.link_or_copy(source, dest)
         except FileNotFoundError:
             dest.unlink(missing_ok=True)
             continue

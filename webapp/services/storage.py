@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +76,18 @@ def result_dir(detection_id: str) -> Path:
 
 def upload_path(det: Detection) -> Path | None:
     return upload_folder() / det.upload_name if det.upload_name else None
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    """Put the bytes of ``source`` at ``dest`` (a new name): a hard link where the file system
+    allows, else a copy. Either way each name is deleted on its own, so every detection's job
+    can remove its own upload after analysis. Raises FileNotFoundError when ``source`` is gone."""
+    try:
+        os.link(source, dest)
+    except OSError as err:
+        if err.errno == errno.ENOENT:
+            raise
+        shutil.copyfile(source, dest)  # another file system, or no hard links
 
 
 def _discard_artefacts(detection_id: str) -> None:
