@@ -1,6 +1,6 @@
-"""Migration 0003_batches: a database at the previous head (0002_owners) upgrades at start-up,
-keeps its rows, and downgrades again; on SQLite and on PostgreSQL, where deleting a
-detection or a batch must also do what the foreign keys say."""
+"""Migrations 0003_batches and 0004_batch_models: a database from before batches (0002_owners)
+upgrades at start-up, keeps its rows, and downgrades again; on SQLite and on PostgreSQL, where
+deleting a detection or a batch must also do what the foreign keys say."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def check_upgrade_and_downgrade(app) -> None:
         assert current_revision() == HEAD
         tables = set(inspect(db.engine).get_table_names())
         assert {"batch", "batch_item"} <= tables
+        assert "models" in {c["name"] for c in inspect(db.engine).get_columns("batch")}  # 0004
         assert sorted(d.filename for d in db.session.query(Detection)) == ["old-1.mp4", "old-2.mp4"]
         db.session.remove()  # end the read: PostgreSQL's DROP TABLE waits for open readers
         flask_migrate.downgrade(revision=PREVIOUS)

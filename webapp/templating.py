@@ -95,6 +95,7 @@ def register(app: Flask) -> None:
     """Add the filters and globals to ``app``'s Jinja environment."""
     from .blueprints.results import tpct
     from .models import STAGE_LABELS, VERDICT_LABELS
+    from .services.compare import analysing_notice
     from .services.presenters import iso
     from .services.storage import has_thumbnail
 
@@ -123,3 +124,4 @@ def register(app: Flask) -> None:
 
     app.jinja_env.globals["has_thumb"] = has_thumbnail  # macros see globals
     app.jinja_env.globals["model_choices"] = model_choices
+    app.jinja_env.globals["analysing_notice"] = analysing_notice

@@ -74,6 +74,8 @@ def show(detection_id: str):
         shared=False,
         share_links=links_of(det) if result is not None else [],
         comparison=compare.comparison(det, result) if result is not None else None,
+        # while this one runs: the owner's other models' analyses of the file, to come beside it
+        companions=[r for r in compare.analyses_of(det) if r.id != det.id] if det.is_pending else [],
         share_form=ShareForm(),
         revoke_form=RevokeShareForm(),
     )

@@ -67,6 +67,32 @@ def started_message(versions: list[str | None]) -> str:
     )
 
 
+def analysing_notice(models: str, cmp: dict[str, Any] | None) -> dict[str, str]:
+    """How the result page shows an "Analysing with …" notice (``models``: the versions of its
+    flash category) next to comparison ``cmp``: ``state`` "pending" while any of those columns
+    is (or when the page has no comparison), else "done", or "failed" when one failed; with
+    the texts for "done" and "failed", which static/js/compare.js uses when the columns fill
+    in after the page was drawn."""
+    versions = [v for v in models.split(",") if v]
+    failed_text = (
+        f"{names(versions)} could not judge the file"
+        if len(versions) == 1
+        else "Not every model could judge the file"
+    ) + ": see why in the comparison."
+    one = len(versions) == 1
+    out = {
+        "state": "pending",
+        "done": f"{names(versions)} {'has' if one else 'have'} finished: "
+        f"{'its verdict is' if one else 'their verdicts are'} in the comparison.",
+        "failed": failed_text,
+    }
+    columns = {c["version"]: c for c in (cmp or {}).get("columns", [])}
+    if not versions or any(v not in columns or columns[v]["pending"] for v in versions):
+        return out
+    out["state"] = "failed" if any(columns[v]["status"] == "failed" for v in versions) else "done"
+    return out
+
+
 def upload_gone_message(version: str) -> str:
     return (
         "The original file is no longer on the server (it is deleted once it has been "

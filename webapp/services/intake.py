@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import unicodedata
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -18,7 +19,7 @@ from ..config import ALLOWED_EXTENSIONS
 from ..detection import registry
 from ..detection.errors import DetectionError, ModelNotFoundError
 from ..extensions import db
-from ..models import Detection, new_id
+from ..models import Detection, new_id, utcnow
 from ..templating import human_bytes
 from .database import dedup_lock, is_locked_error, retry_locked
 from .jobs import runner
@@ -260,6 +261,8 @@ def create_analyses(
             return [(found[v], True) for v in versions]
         first: Detection | None = None  # the first new row: its file is probed, thumbnailed
         info = None
+        # One microsecond apart, in the versions' order: the queue and the pages order by it.
+        created = utcnow()
         for version in versions:
             if version in found:
                 continue
@@ -290,6 +293,7 @@ def create_analyses(
                 progress=0.0,
                 owner=runner().id,
                 owner_id=owner_id,
+                created_at=created + timedelta(microseconds=len(new)),
             )
             new[version] = det
             rdir.mkdir(parents=True, exist_ok=True)
