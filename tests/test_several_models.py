@@ -127,7 +127,7 @@ def test_pending_page_names_the_other_model_and_the_panel_fills_in(threads_app, 
     first, second = rows(app)
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="job"' in html  # this model's own progress
-    assert f"Also judged by <strong>{OLD}</strong> (" in html
+    assert f"This page: <strong>{NEW}</strong>. Also judged by <strong>{OLD}</strong> (" in html
     assert "the verdicts appear side by side on this page" in html
     notice = re.search(r'<p class="flash [^"]*" data-analysing="([^"]*)"[^>]*>([^<]*)</p>', html)
     assert notice and notice.group(1) == OLD
@@ -262,7 +262,7 @@ def test_analysing_notice_turns_to_finished_when_the_column_fills_in(tmp_path, f
         note = re.search(r'<p class="flash ([^"]*)" data-analysing="([^"]*)"([^>]*)>([^<]*)</p>', html)
         assert note and note.group(2) == OLD and "flash-success" in note.group(1)
         assert note.group(4).startswith(f"Analysing the same file with {OLD}.")
-        assert f'data-done="{OLD} has finished: its verdict is in the comparison."' in note.group(3)
+        assert f'data-done="{OLD} has finished: its verdict is in the comparison below."' in note.group(3)
         assert "/static/js/compare.js" in html  # which swaps the text once the column is done
 
         # A notice drawn after the column has finished says so at once (no script needed).
@@ -271,7 +271,7 @@ def test_analysing_notice_turns_to_finished_when_the_column_fills_in(tmp_path, f
         with client.session_transaction() as session:  # as if it had still been running
             session["_flashes"] = [(f"analysing:{OLD}", f"Analysing the same file with {OLD}.")]
         html = client.get(f"/results/{first.id}").get_data(as_text=True)
-        assert f"{OLD} has finished: its verdict is in the comparison." in html
+        assert f"{OLD} has finished: its verdict is in the comparison below." in html
         assert f"Analysing the same file with {OLD}." not in html
         assert "/static/js/compare.js" not in html
 
@@ -284,7 +284,7 @@ def test_analysing_notice_turns_to_finished_when_the_column_fills_in(tmp_path, f
         with client.session_transaction() as session:
             session["_flashes"] = [(f"analysing:{NEW}", "Also judging the file with …")]
         html = client.get(f"/results/{again.id}").get_data(as_text=True)
-        assert f"{NEW} could not judge the file: see why in the comparison." in html
+        assert f"{NEW} could not judge the file: see why in the comparison below." in html
     finally:
         app.extensions["detection_runner"].shutdown()
 
@@ -354,7 +354,7 @@ def test_api_batch_with_every_model(models_app, files):
     assert f'<th scope="col" class="col-model">{NEW} <span class="model-default">default</span></th>' in html
     assert f'<th scope="col" class="col-model">{OLD}</th>' in html
     assert html.count('<span class="disagree">Disagree</span>') == 2
-    assert "4</span> of 4 analyses" in html
+    assert '4</span> of 4 <span class="progress-unit">analyses</span>' in html
     assert "files on which the models disagree" in html
 
     # deleting the batch deletes every model's detection of its files

@@ -78,12 +78,12 @@ def analysing_notice(models: str, cmp: dict[str, Any] | None) -> dict[str, str]:
         f"{names(versions)} could not judge the file"
         if len(versions) == 1
         else "Not every model could judge the file"
-    ) + ": see why in the comparison."
+    ) + ": see why in the comparison below."
     one = len(versions) == 1
     out = {
         "state": "pending",
         "done": f"{names(versions)} {'has' if one else 'have'} finished: "
-        f"{'its verdict is' if one else 'their verdicts are'} in the comparison.",
+        f"{'its verdict is' if one else 'their verdicts are'} in the comparison below.",
         "failed": failed_text,
     }
     columns = {c["version"]: c for c in (cmp or {}).get("columns", [])}
