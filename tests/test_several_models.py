@@ -377,6 +377,9 @@ def test_form_batch_with_the_checkbox(models_app, files):
     body = finish_batch(models_app, client, batch_id)
     assert [len(i["analyses"]) for i in body["items"]] == [2, 2]
     assert len(rows(models_app)) == 4
+    # the history links every model's detection to the batch
+    html = client.get("/history").get_data(as_text=True)
+    assert html.count(f'class="batch-link" href="/batches/{batch_id}"') == 4
 
 
 def test_batch_pending_until_every_model_has_finished(threads_app, files):

@@ -26,7 +26,7 @@ from typing import Any
 
 from flask import current_app, url_for
 from sqlalchemy import Select, delete, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 from werkzeug.datastructures import FileStorage
 
 from ..extensions import db
@@ -242,7 +242,8 @@ def recent_batches(limit: int) -> list[Batch]:
 
 
 def batches_of(detection_ids: list[str]) -> dict[str, Batch]:
-    """For each of these detections that came in a batch the requester sees: its newest batch."""
+    """For each of these detections that came in a batch the requester sees: its newest batch
+    (for another model's analysis of a file of a batch judged by several models: that batch)."""
     if not detection_ids:
         return {}
     stmt = visible(
@@ -251,7 +252,25 @@ def batches_of(detection_ids: list[str]) -> dict[str, Batch]:
         .where(BatchItem.detection_id.in_(detection_ids)),
         owner_column=Batch.owner_id,
     ).order_by(Batch.created_at.asc())
-    return {det_id: batch for det_id, batch in db.session.execute(stmt)}
+    found = {det_id: batch for det_id, batch in db.session.execute(stmt)}
+    rest = [det_id for det_id in detection_ids if det_id not in found]
+    if rest:
+        item_det = aliased(Detection)
+        stmt = visible(
+            select(Detection.id, Detection.model_version, Batch)
+            .join(
+                item_det,
+                (item_det.sha256 == Detection.sha256) & (item_det.owner_id == Detection.owner_id),
+            )
+            .join(BatchItem, BatchItem.detection_id == item_det.id)
+            .join(Batch, (Batch.id == BatchItem.batch_id) & (Batch.owner_id == Detection.owner_id))
+            .where(Detection.id.in_(rest), Batch.models.is_not(None)),
+            owner_column=Batch.owner_id,
+        ).order_by(Batch.created_at.asc())
+        for det_id, version, batch in db.session.execute(stmt):
+            if version in batch.model_versions:
+                found[det_id] = batch
+    return found
 
 
 def item_detection(batch: Batch, item: BatchItem) -> Detection | None:
