@@ -1,5 +1,6 @@
 """A real browser: headless Chromium signs in, uploads a clip, watches the progress bar, reads
-the verdict, and finds only its own detections in the history.
+the verdict, and finds only its own detections in the history; and judges files with every
+installed model (the result page's comparison and notice, a batch page's column per model).
 
 Runs the real engine. Skipped when Chromium or chromedriver is not installed
 (``apt-get install chromium chromium-driver``), except in CI (``CI=true``), where that fails.
@@ -165,3 +166,68 @@ def test_sign_in_upload_clip_watch_progress_read_verdict(live_server, browser, f
     assert names == ["astronaut-pan.mp4"], names
     assert "Your detections" in browser.page_source
     browser.save_screenshot(str(SCREENSHOTS / "browser-history.png"))
+
+
+def test_every_installed_model_side_by_side(live_server, browser, files):
+    """The upload form's "Judge with every installed model": one photo opens its default
+    model's result, the other model's verdict fills in beside it, and the "Also judging"
+    notice turns to "finished"; then three files with the box ticked make a batch page with a
+    column per model that batch.js fills in."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from webapp.detection.registry import Registry
+
+    versions = [e.version for e in sorted(Registry().entries, key=lambda e: not e.default)]
+    assert len(versions) >= 2, "the registry ships two models"
+
+    def send(paths, tick=True):
+        browser.get(live_server + "/upload")
+        browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys("\n".join(map(str, paths)))
+        box = browser.find_element(By.ID, "models-all")
+        if tick:
+            box.click()
+        browser.execute_script(
+            "arguments[0].scrollIntoView(); arguments[0].click()",
+            browser.find_element(By.CSS_SELECTOR, "input[type=submit]"),
+        )
+
+    # The photo with the default model alone, then again with every model: the stored result
+    # opens at once and the other model's column and notice fill in.
+    send([files["photo_jpg"]], tick=False)
+    WebDriverWait(browser, 300).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-verdict]")))
+    first = browser.current_url
+    send([files["photo_jpg"]])
+    WebDriverWait(browser, 30).until(ec.url_to_be(first))
+    notices = [n.text for n in browser.find_elements(By.CSS_SELECTOR, ".flash")]
+    assert any(t.startswith("You already analysed this exact file") for t in notices), notices
+    WebDriverWait(browser, 300).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#compare[data-pending='0']")
+        and "has finished" in d.find_element(By.CSS_SELECTOR, ".flash[data-done]").text
+    )
+    columns = browser.find_elements(By.CSS_SELECTOR, "#compare .compare-col")
+    assert [c.get_attribute("data-model") for c in columns] == versions
+    assert all(c.get_attribute("data-status") == "done" for c in columns)
+    assert "the same file, judged by" in browser.page_source.lower()
+
+    # Three files, every model: a batch page with a column per model, filled in by batch.js.
+    send([files["photo_png"], files["clip"], files["no_face_clip"]])
+    WebDriverWait(browser, 30).until(ec.url_contains("/batches/"))
+    WebDriverWait(browser, 600).until(
+        lambda d: d.find_element(By.ID, "batch").get_attribute("data-finished") == "true"
+    )
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "th.col-model")]
+    assert [h.split()[0] for h in headers] == versions, headers
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.batch-row")
+    assert len(rows) == 3
+    for row in rows:
+        cells = row.find_elements(By.CSS_SELECTOR, "td[data-model]")
+        assert len(cells) == len(versions)
+        assert all(c.find_elements(By.CSS_SELECTOR, ".badge") for c in cells), row.text
+        assert row.find_element(By.CSS_SELECTOR, "[data-field=agreement]").text in ("Agree", "Disagree")
+    finished = browser.find_element(By.CSS_SELECTOR, "[data-total=finished]").text
+    assert finished == str(3 * len(versions))
+    browser.save_screenshot(str(SCREENSHOTS / "browser-batch-every-model.png"))
+    errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not errors, errors
