@@ -165,3 +165,50 @@ def test_sign_in_upload_clip_watch_progress_read_verdict(live_server, browser, f
     assert names == ["astronaut-pan.mp4"], names
     assert "Your detections" in browser.page_source
     browser.save_screenshot(str(SCREENSHOTS / "browser-history.png"))
+
+
+def test_batch_of_three_files_fills_in_live(live_server, browser, files, tmp_path):
+    """Three files chosen at once in the form (a clip, a photo and a text file named .mp4): the
+    batch page opens, its rows fill in live with the real engine's verdicts, the refused file
+    says why, and the CSV export lists all three."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    browser.get(live_server + "/upload")
+    chosen = [files["clip"], files["photo_jpg"], files["text_mp4"]]
+    browser.find_element(By.ID, "file").send_keys("\n".join(str(p) for p in chosen))
+    items = browser.find_elements(By.CSS_SELECTOR, "#file-list li.file-item")
+    assert [i.find_element(By.CSS_SELECTOR, ".file-name").text for i in items] == [p.name for p in chosen]
+    assert browser.find_element(By.ID, "submit").get_attribute("value") == "Analyse 3 files"
+    browser.find_element(By.ID, "batch-name").send_keys("Three files")
+    browser.save_screenshot(str(SCREENSHOTS / "browser-batch-form.png"))
+    browser.find_element(By.ID, "submit").click()
+    WebDriverWait(browser, 60).until(ec.url_contains("/batches/"))
+    assert browser.find_element(By.ID, "batch-title").text == "Three files"
+
+    # Live: the rows change status without the page being reloaded by us.
+    WebDriverWait(browser, 600).until(
+        lambda d: d.find_element(By.ID, "batch").get_attribute("data-finished") == "true"
+    )
+    rows = browser.find_elements(By.CSS_SELECTOR, "#batch-files tr.batch-row")
+    assert [r.get_attribute("data-status") for r in rows] == ["done", "done", "rejected"]
+    verdicts = [r.find_element(By.CSS_SELECTOR, '[data-field="verdict"]').text for r in rows[:2]]
+    assert all(v in ("Likely real", "Inconclusive", "Likely fake", "No face found") for v in verdicts), verdicts
+    error = rows[2].find_element(By.CSS_SELECTOR, '[data-field="error"]')
+    assert error.is_displayed() and error.text, "the refused file must say why"
+    assert len(rows[0].find_elements(By.CSS_SELECTOR, "a.result-link")) == 1
+    assert not rows[2].find_elements(By.CSS_SELECTOR, "a.result-link")
+    browser.save_screenshot(str(SCREENSHOTS / "browser-batch.png"))
+    errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not errors, errors
+
+    # The CSV export, fetched with the browser's own cookies (the batch is private).
+    csv_text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(document.getElementById('batch-csv').href).then(r => r.text()).then(done);"
+    )
+    lines = csv_text.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("position,filename"), lines
+    assert [ln.split(",")[1] for ln in lines[1:]] == [p.name for p in chosen]
