@@ -392,6 +392,17 @@ def test_report_and_info_page_share_one_wording(app, client, done_clip):
     assert 'src="data:image/jpeg;base64,' in html and "http" not in html.split("<body>")[1]
 
 
+def test_a_report_leaves_the_damaged_photo_check_alone(app, client, files, done_clip):
+    """Importing WeasyPrint turns on Pillow's LOAD_TRUNCATED_IMAGES for the whole process; the
+    report puts it back, so an upload after a report still refuses a damaged photo."""
+    from PIL import ImageFile
+
+    assert client.get(f"/results/{done_clip}/report.pdf").status_code == 200
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    response = upload(client, files["truncated_png"])
+    assert response.status_code == 400 and "damaged" in response.get_data(as_text=True)
+
+
 def test_the_pdf_library_stays_off_the_start_up_path(tmp_path):
     code = (
         "import sys\n"

@@ -137,11 +137,22 @@ def report_filename(det: Detection) -> str:
 
 
 def _weasyprint():
+    """The ``weasyprint`` module, imported on first use.
+
+    Importing it sets Pillow's process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would make
+    the upload checks accept a damaged photo from then on: the flag is put back at once. (The
+    report embeds only the result folder's own, complete JPEGs.)
+    """
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
         import weasyprint
     except (ImportError, OSError) as err:  # OSError: a missing Pango or HarfBuzz library
         log.error("WeasyPrint cannot be loaded: %s", err)
         raise ReportUnavailable(UNAVAILABLE_MESSAGE) from err
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
     return weasyprint
 
 
