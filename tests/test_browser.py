@@ -212,3 +212,25 @@ def test_batch_of_three_files_fills_in_live(live_server, browser, files, tmp_pat
     lines = csv_text.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("position,filename"), lines
     assert [ln.split(",")[1] for ln in lines[1:]] == [p.name for p in chosen]
+
+    # The clip's result, then its PDF report through the page's own link, saved by Chromium.
+    rows[0].find_element(By.CSS_SELECTOR, "a.result-link").click()
+    WebDriverWait(browser, 30).until(ec.url_contains("/results/"))
+    link = WebDriverWait(browser, 30).until(ec.element_to_be_clickable((By.ID, "download-report")))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    # The page scrolls smoothly (CSS), which WebDriver's own scroll-then-click races: click in JS.
+    browser.execute_script("arguments[0].click();", link)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not [p for p in downloads.glob("*.pdf")]:
+        time.sleep(0.25)
+    pdfs = list(downloads.glob("*.pdf"))
+    assert len(pdfs) == 1 and pdfs[0].name.startswith("faceproof-report-"), list(downloads.iterdir())
+    time.sleep(0.5)  # Chromium renames the finished download; let it close the file
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(pdfs[0]).pages)
+    sha = lines[1].split(",")[3]
+    assert sha and sha in text.replace("\n", "") and "astronaut-pan.mp4" in text
+    assert verdicts[0] in text
