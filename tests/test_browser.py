@@ -1,5 +1,6 @@
 """A real browser: headless Chromium signs in, uploads a clip, watches the progress bar, reads
-the verdict, and finds only its own detections in the history.
+the verdict, and finds only its own detections in the history; then sends a batch of three
+files, watches the batch page fill in, and downloads a result's PDF report.
 
 Runs the real engine. Skipped when Chromium or chromedriver is not installed
 (``apt-get install chromium chromium-driver``), except in CI (``CI=true``), where that fails.
