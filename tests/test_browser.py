@@ -1,6 +1,8 @@
 """A real browser: headless Chromium signs in, uploads a clip, watches the progress bar, reads
-the verdict, and finds only its own detections in the history; and judges files with every
-installed model (the result page's comparison and notice, a batch page's column per model).
+the verdict, and finds only its own detections in the history; then sends a batch of three
+files, watches the batch page fill in, and downloads a result's PDF report; and judges files
+with every installed model (the result page's comparison and notice, a batch page's column per
+model).
 
 Runs the real engine. Skipped when Chromium or chromedriver is not installed
 (``apt-get install chromium chromium-driver``), except in CI (``CI=true``), where that fails.
@@ -168,6 +170,77 @@ def test_sign_in_upload_clip_watch_progress_read_verdict(live_server, browser, f
     browser.save_screenshot(str(SCREENSHOTS / "browser-history.png"))
 
 
+def test_batch_of_three_files_fills_in_live(live_server, browser, files, tmp_path):
+    """Three files chosen at once in the form (a clip, a photo and a text file named .mp4): the
+    batch page opens, its rows fill in live with the real engine's verdicts, the refused file
+    says why, and the CSV export lists all three."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    browser.get(live_server + "/upload")
+    chosen = [files["clip"], files["photo_jpg"], files["text_mp4"]]
+    browser.find_element(By.ID, "file").send_keys("\n".join(str(p) for p in chosen))
+    items = browser.find_elements(By.CSS_SELECTOR, "#file-list li.file-item")
+    assert [i.find_element(By.CSS_SELECTOR, ".file-name").text for i in items] == [p.name for p in chosen]
+    assert browser.find_element(By.ID, "submit").get_attribute("value") == "Analyse 3 files"
+    browser.find_element(By.ID, "batch-name").send_keys("Three files")
+    browser.save_screenshot(str(SCREENSHOTS / "browser-batch-form.png"))
+    submit = browser.find_element(By.ID, "submit")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", submit)
+    submit.click()
+    WebDriverWait(browser, 60).until(ec.url_contains("/batches/"))
+    assert browser.find_element(By.ID, "batch-title").text == "Three files"
+
+    # Live: the rows change status without the page being reloaded by us.
+    WebDriverWait(browser, 600).until(
+        lambda d: d.find_element(By.ID, "batch").get_attribute("data-finished") == "true"
+    )
+    rows = browser.find_elements(By.CSS_SELECTOR, "#batch-files tr.batch-row")
+    assert [r.get_attribute("data-status") for r in rows] == ["done", "done", "rejected"]
+    verdicts = [r.find_element(By.CSS_SELECTOR, '[data-field="verdict"]').text for r in rows[:2]]
+    assert all(v in ("Likely real", "Inconclusive", "Likely fake", "No face found") for v in verdicts), verdicts
+    error = rows[2].find_element(By.CSS_SELECTOR, '[data-field="error"]')
+    assert error.is_displayed() and error.text, "the refused file must say why"
+    assert len(rows[0].find_elements(By.CSS_SELECTOR, "a.result-link")) == 1
+    assert not rows[2].find_elements(By.CSS_SELECTOR, "a.result-link")
+    browser.save_screenshot(str(SCREENSHOTS / "browser-batch.png"))
+    errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not errors, errors
+
+    # The CSV export, fetched with the browser's own cookies (the batch is private).
+    csv_text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(document.getElementById('batch-csv').href).then(r => r.text()).then(done);"
+    )
+    lines = csv_text.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("position,filename"), lines
+    assert [ln.split(",")[1] for ln in lines[1:]] == [p.name for p in chosen]
+
+    # The clip's result, then its PDF report through the page's own link, saved by Chromium.
+    rows[0].find_element(By.CSS_SELECTOR, "a.result-link").click()
+    WebDriverWait(browser, 30).until(ec.url_contains("/results/"))
+    link = WebDriverWait(browser, 30).until(ec.element_to_be_clickable((By.ID, "download-report")))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    # The page scrolls smoothly (CSS), which WebDriver's own scroll-then-click races: click in JS.
+    browser.execute_script("arguments[0].click();", link)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not [p for p in downloads.glob("*.pdf")]:
+        time.sleep(0.25)
+    pdfs = list(downloads.glob("*.pdf"))
+    assert len(pdfs) == 1 and pdfs[0].name.startswith("faceproof-report-"), list(downloads.iterdir())
+    time.sleep(0.5)  # Chromium renames the finished download; let it close the file
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(pdfs[0]).pages)
+    sha = lines[1].split(",")[3]
+    assert sha and sha in text.replace("\n", "") and "astronaut-pan.mp4" in text
+    assert verdicts[0] in text
+
+
 def test_every_installed_model_side_by_side(live_server, browser, files):
     """The upload form's "Judge with every installed model": one photo opens its default
     model's result, the other model's verdict fills in beside it, and the "Also judging"
@@ -185,13 +258,13 @@ def test_every_installed_model_side_by_side(live_server, browser, files):
     def send(paths, tick=True):
         browser.get(live_server + "/upload")
         browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys("\n".join(map(str, paths)))
-        box = browser.find_element(By.ID, "models-all")
         if tick:
+            box = browser.find_element(By.ID, "models-all")
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", box)
             box.click()
-        browser.execute_script(
-            "arguments[0].scrollIntoView(); arguments[0].click()",
-            browser.find_element(By.CSS_SELECTOR, "input[type=submit]"),
-        )
+        submit = browser.find_element(By.CSS_SELECTOR, "input[type=submit]")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", submit)
+        submit.click()
 
     # The photo with the default model alone, then again with every model: the stored result
     # opens at once and the other model's column and notice fill in.

@@ -83,6 +83,7 @@ def create_app(
         health,
         history,
         pages,
+        report,
         results,
         share,
         upload,
@@ -100,6 +101,7 @@ def create_app(
     app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(report.bp)
     csrf.exempt(api.bp)
 
     from . import errors, templating

@@ -59,6 +59,7 @@ class DefaultConfig:
     MAX_DURATION_SECONDS = 300.0
     MAX_PIXELS = 40_000_000  # photos over this many pixels are refused before decoding
     UPLOAD_RATE_LIMIT = "10 per minute;60 per hour"  # per client address, uploads only
+    REPORT_RATE_LIMIT = "20 per minute;200 per hour"  # per client address, PDF reports rendered
     #: Several files sent at once (the form's multi-file upload, ``POST /api/v1/batches``):
     #: at most this many files, and this many bytes in all. Each file keeps the limits above
     #: (MAX_CONTENT_LENGTH per file). A batch counts as one upload against UPLOAD_RATE_LIMIT.

@@ -102,6 +102,12 @@ def message_for(err: HTTPException) -> str:
             f"{current_app.config['SIGNIN_RATE_LIMIT'].replace(';', ', ')}). "
             "Wait a minute, then try again."
         )
+    if code == 429 and (request.endpoint or "").startswith("report."):
+        return (
+            "You have downloaded many PDF reports in a short time (limit: "
+            f"{current_app.config['REPORT_RATE_LIMIT'].replace(';', ', ')}). "
+            "Wait a minute, then try again."
+        )
     if code == 429:
         return (
             f"You have uploaded many files in a short time (limit: "

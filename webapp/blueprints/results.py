@@ -51,6 +51,7 @@ def owner_urls(det: Detection) -> dict[str, Any]:
         "file": lambda name: url_for("results.artefact", detection_id=det.id, name=name),
         "json": url_for("results.download_json", detection_id=det.id),
         "csv": url_for("results.download_csv", detection_id=det.id),
+        "report": url_for("report.owner", detection_id=det.id),
     }
 
 

@@ -102,6 +102,7 @@ def shared_urls(token: str) -> dict:
         "file": lambda name: url_for("share.artefact", token=token, name=name),
         "json": url_for("share.download_json", token=token),
         "csv": url_for("share.download_csv", token=token),
+        "report": url_for("report.shared", token=token),
     }
 
 
