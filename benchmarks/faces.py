@@ -41,8 +41,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from webapp.detection.faces import Face, detect_faces, find_faces
+from webapp.detection.faces import Face, detect_faces
 from webapp.detection.media import sample_video
+from webapp.detection.tracking import find_faces
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 W, H = 1920, 1080

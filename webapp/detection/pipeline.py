@@ -20,9 +20,10 @@ import numpy as np
 from . import registry
 from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
 from .errors import ModelNotFoundError, ModelOutputError
-from .faces import detect_faces, find_faces, link_tracks, make_chip, warm_up
+from .faces import detect_faces, make_chip, warm_up
 from .media import DEFAULT_MAX_PIXELS, SampledFrames, load_media
 from .result import Analysis, Chip, FrameScore, TrackScore
+from .tracking import find_faces, link_tracks
 
 ProgressCallback = Callable[[str, float], None]
 
