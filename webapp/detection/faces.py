@@ -39,12 +39,14 @@ def _models_dir() -> Path:
 @dataclass
 class Face:
     """A detected face. ``box``: (x0, y0, x1, y1) in frame pixels; ``landmarks``: (5, 2) float32
-    (x, y) in frame pixels; ``score``: detector confidence (higher is surer)."""
+    (x, y) in frame pixels; ``score``: detector confidence (higher is surer); ``tilt``: degrees
+    the frame was turned (counter-clockwise) for the detector to find it (0: upright)."""
 
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
     score: float
     shape: dlib.full_object_detection = field(repr=False, default=None)
+    tilt: float = 0.0
 
     @property
     def size(self) -> float:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
+import dlib
 import numpy as np
 
 from .faces import (
@@ -22,6 +23,8 @@ from .faces import (
     Face,
     _faces_from_boxes,
     _hog_boxes,
+    _model,
+    _rects_cnn,
     enhance,
     needs_enhancing,
 )
@@ -38,9 +41,19 @@ from .faces import (
 CHEAP_PASS = (DETECT_MAX_SIDE, 0)
 SEARCH_PASS = (0, 1)
 SURE_SCORE = 0.5  # a key frame detection this sure spares the search pass
+# The search pass also reports HOG's near misses (score down to VERIFY_FROM); the best few
+# (VERIFY_MAX) are checked by dlib's CNN detector on a small crop, face scaled to CNN_FACE_PX
+# (about 0.1 s each here), and kept when it finds the face there too: a dim, low-contrast face
+# (darker skin in poor light) scores just below HOG's line, and the CNN, too slow for whole
+# frames, is much surer about it.
+VERIFY_FROM, VERIFY_MAX, CNN_FACE_PX, CNN_MIN = -0.5, 3, 80, 0.5
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
 TRACK_REACH = 1.0  # the crop reaches this many face sizes beyond the face on each side
+# HOG's frontal model misses faces tilted by more than about 15 degrees. When a followed face is
+# lost, its crop is also searched turned by these angles; when a clip shows no face at all, the
+# middle key frame gets the fine pass turned by them. Found boxes are turned back.
+TILTS = (20.0, -20.0)
 
 
 def _fine_pass(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -55,10 +68,93 @@ def _scan(grey: np.ndarray, view: np.ndarray, pass_: tuple[int, int],
     return _faces_from_boxes(view, found) if found else []
 
 
+def _confirmed(view: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    """True when dlib's CNN detector finds a face at ``box`` (view pixels): on a crop twice the
+    box's size, scaled so the face is about CNN_FACE_PX wide."""
+    h, w = view.shape[:2]
+    s = max(box[2] - box[0], box[3] - box[1])
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x0, y0 = max(0, int(cx - s)), max(0, int(cy - s))
+    x1, y1 = min(w, int(cx + s)), min(h, int(cy + s))
+    k = CNN_FACE_PX / s
+    crop = cv2.resize(view[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
+                      interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
+    if crop.ndim == 2:
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
+    for rect, conf in _rects_cnn(np.ascontiguousarray(crop)):
+        c = rect.center()
+        d = math.dist((x0 + c.x / k, y0 + c.y / k), (cx, cy)) / s
+        if conf >= CNN_MIN and d < 0.5 and 1 / 1.6 < rect.width() / k / s < 1.6:
+            return True
+    return False
+
+
+def _search(grey: np.ndarray, view: np.ndarray) -> list[Face]:
+    """The search pass: what HOG finds at 2x, and its near misses the CNN confirms."""
+    found = _hog_boxes(grey, *SEARCH_PASS, VERIFY_FROM)
+    faces = _faces_from_boxes(view, [bs for bs in found if bs[1] >= SEARCH_MIN_SCORE])
+    weak = sorted((bs for bs in found if bs[1] < SEARCH_MIN_SCORE), key=lambda bs: -bs[1])
+    for box, score in weak[:VERIFY_MAX]:
+        if len(faces) < MAX_FACES_PER_FRAME and _confirmed(view, box):
+            faces += [f for f in _faces_from_boxes(view, [(box, score)]) if not _matched(f, faces)]
+    return faces
+
+
+def _scan_tilted(grey: np.ndarray, view: np.ndarray, pass_: tuple[int, int]) -> list[Face]:
+    """The pass ``pass_`` on ``grey`` turned by each tilt in TILTS (about its centre)."""
+    h, w = grey.shape[:2]
+    k = (min(1.0, pass_[0] / max(h, w)) if pass_[0] else 1.0) * 2 ** pass_[1]
+    faces: list[Face] = []
+    for tilt in TILTS:
+        turned, back = _turned(grey, (w / 2, h / 2), (round(w * k), round(h * k)), k, tilt)
+        for (bx0, by0, bx1, by1), score in _hog_boxes(turned, 0, 0):
+            if score < SEARCH_MIN_SCORE or len(faces) >= MAX_FACES_PER_FRAME:
+                continue
+            centre = tuple(back @ ((bx0 + bx1) / 2, (by0 + by1) / 2, 1.0))
+            face = _tilted_face(view, centre, max(bx1 - bx0, by1 - by0) / k, score, tilt)
+            if face is not None and not _matched(face, faces):
+                faces.append(face)
+    return faces
+
+
+def _turned(img: np.ndarray, centre: tuple[float, float], out: tuple[int, int], k: float,
+            tilt: float) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` scaled by ``k`` and turned by ``tilt`` degrees (counter-clockwise) about
+    ``centre``, which lands in the middle of an ``out`` = (w, h) image. Returns that image and
+    the (2, 3) affine map from its pixels back to ``img`` pixels."""
+    m = cv2.getRotationMatrix2D(centre, tilt, k)
+    m[:, 2] += (out[0] / 2 - centre[0], out[1] / 2 - centre[1])
+    turned = cv2.warpAffine(img, m, out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return turned, cv2.invertAffineTransform(m)
+
+
+def _tilted_face(view: np.ndarray, centre: tuple[float, float], size: float, score: float,
+                 tilt: float) -> Face | None:
+    """A face found ``tilt`` degrees turned: a square box of ``size`` about ``centre`` (frame
+    pixels), 5-point landmarks fitted on ``view`` turned the same way, then turned back."""
+    h, w = view.shape[:2]
+    half = size / 2
+    x0, y0 = max(0, int(centre[0] - half)), max(0, int(centre[1] - half))
+    x1, y1 = min(w, int(centre[0] + half)), min(h, int(centre[1] + half))
+    if min(x1 - x0, y1 - y0) < MIN_FACE_PX:
+        return None
+    side = int(2 * size) + 1
+    turned, back = _turned(view, centre, (side, side), 1.0, tilt)
+    c = side / 2
+    shape = _model("sp5")(np.ascontiguousarray(turned),
+                          dlib.rectangle(int(c - half), int(c - half), int(c + half), int(c + half)))
+    pts = np.array([[p.x, p.y, 1.0] for p in shape.parts()]) @ back.T
+    shape = dlib.full_object_detection(dlib.rectangle(x0, y0, x1, y1),
+                                       [dlib.point(round(x), round(y)) for x, y in pts])
+    return Face(box=(x0, y0, x1, y1), landmarks=pts.astype(np.float32), score=score, shape=shape,
+                tilt=tilt)
+
+
 def _near(grey: np.ndarray, view: np.ndarray, face: Face) -> Face | None:
     """Re-detect ``face`` (seen in another frame) in ``view``: HOG on a crop around where it
-    was, scaled so the face is about TRACK_FACE_PX wide. Returns the detection nearest to the
-    old centre with a similar size, landmarks fitted at full resolution, or None."""
+    was, scaled so the face is about TRACK_FACE_PX wide; when that finds nothing, the same crop
+    turned by the tilts in TILTS (the face's own tilt first). Returns the detection nearest to
+    the old centre with a similar size, landmarks fitted at full resolution, or None."""
     h, w = grey.shape[:2]
     s = face.size
     cx, cy = face.center
@@ -68,19 +164,30 @@ def _near(grey: np.ndarray, view: np.ndarray, face: Face) -> Face | None:
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     k = TRACK_FACE_PX / s
-    crop = cv2.resize(grey[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
-                      interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
-    best, best_d = None, math.inf
-    for (bx0, by0, bx1, by1), score in _hog_boxes(crop, 0, 0, -0.2):
-        box = (x0 + bx0 / k, y0 + by0 / k, x0 + bx1 / k, y0 + by1 / k)
-        size = max(box[2] - box[0], box[3] - box[1])
-        d = math.dist(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), (cx, cy)) / s
-        if d < TRACK_REACH and 1 / 1.6 < size / s < 1.6 and d < best_d:
-            best, best_d = (box, score), d
-    if best is None:
-        return None
-    faces = _faces_from_boxes(view, [best])
-    return faces[0] if faces else None
+    for tilt in sorted({0.0, face.tilt, *TILTS}, key=lambda t: (t != face.tilt, abs(t))):
+        if tilt == 0.0:
+            crop = cv2.resize(grey[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
+                              interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
+            back = np.array([[1 / k, 0, x0], [0, 1 / k, y0]])
+        else:
+            side = max(1, round(2 * half * k))
+            crop, back = _turned(grey, (cx, cy), (side, side), k, tilt)
+        best, best_d = None, math.inf
+        for (bx0, by0, bx1, by1), score in _hog_boxes(crop, 0, 0, -0.2):
+            centre = tuple(back @ ((bx0 + bx1) / 2, (by0 + by1) / 2, 1.0))
+            size = max(bx1 - bx0, by1 - by0) / k
+            d = math.dist(centre, (cx, cy)) / s
+            if d < TRACK_REACH and 1 / 1.6 < size / s < 1.6 and d < best_d:
+                box = (x0 + bx0 / k, y0 + by0 / k, x0 + bx1 / k, y0 + by1 / k)
+                best, best_d = (box, centre, size, score), d
+        if best is None:
+            continue
+        box, centre, size, score = best
+        if tilt:
+            return _tilted_face(view, centre, size, score, tilt)
+        faces = _faces_from_boxes(view, [(box, score)])
+        return faces[0] if faces else None
+    return None
 
 
 def _matched(face: Face, faces: list[Face]) -> bool:
@@ -127,9 +234,11 @@ def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | 
         # Nothing, or only weak detections (often a large false one): search the middle frame
         # finely too, and keep what is new.
         found = per[mid]
-        for f in _scan(grey(mid), view(mid), SEARCH_PASS, SEARCH_MIN_SCORE):
+        for f in _search(grey(mid), view(mid)):
             if len(found) < MAX_FACES_PER_FRAME and not _matched(f, found):
                 found.append(f)
+    if not any(per[i] for i in keys):  # still nothing: a tilted head?
+        per[mid] = _scan_tilted(grey(mid), view(mid), fine)
     done = 0
 
     def follow(order) -> None:
