@@ -103,10 +103,11 @@ def _shift_shape(shape: dlib.full_object_detection, dx: int, dy: int) -> dlib.fu
         [dlib.point(p.x + dx, p.y + dy) for p in shape.parts()])
 
 
-def needs_enhancing(grey: np.ndarray) -> bool:
-    """True when a (H, W) uint8 frame is dark or flat enough for HOG to miss faces in it."""
+def needs_enhancing(grey: np.ndarray, margin: float = 0.0) -> bool:
+    """True when a (H, W) uint8 frame is dark or flat enough for HOG to miss faces in it.
+    ``margin`` moves both lines: > 0 says True more readily, < 0 less."""
     small = grey[::4, ::4]
-    return float(small.mean()) < DARK_MEAN or float(small.std()) < FLAT_STD
+    return float(small.mean()) < DARK_MEAN + margin or float(small.std()) < FLAT_STD + margin
 
 
 def enhance(rgb: np.ndarray) -> np.ndarray:
@@ -126,9 +127,11 @@ def _hog_boxes(view: np.ndarray, max_side: int, upsample: int,
             for r, sc in zip(rects, scores, strict=False)]
 
 
-def _faces_from_boxes(view: np.ndarray, found, min_extra: float = MIN_EXTRA_SCORE) -> list[Face]:
+def _faces_from_boxes(view: np.ndarray, found, min_extra: float = MIN_EXTRA_SCORE,
+                      min_px: int = MIN_FACE_PX) -> list[Face]:
     """Faces (largest first) from (box, score) pairs in ``view`` pixels: the surest box, the
-    others with score >= ``min_extra``; 5-point landmarks fitted on ``view`` at full resolution."""
+    others with score >= ``min_extra``, none under ``min_px``; 5-point landmarks fitted on
+    ``view`` at full resolution."""
     found = sorted(found, key=lambda bs: bs[1], reverse=True)
     found = found[:1] + [bs for bs in found[1:] if bs[1] >= min_extra]
     h, w = view.shape[:2]
@@ -136,7 +139,7 @@ def _faces_from_boxes(view: np.ndarray, found, min_extra: float = MIN_EXTRA_SCOR
     faces: list[Face] = []
     for (bx0, by0, bx1, by1), score in found:
         x0, y0, x1, y1 = max(0, int(bx0)), max(0, int(by0)), min(w, int(bx1)), min(h, int(by1))
-        if min(x1 - x0, y1 - y0) < MIN_FACE_PX:
+        if min(x1 - x0, y1 - y0) < min_px:
             continue
         if any(_overlaps(fc.box, (x0, y0, x1, y1)) for fc in faces):
             continue

@@ -52,10 +52,17 @@ VERIFY_FROM, VERIFY_MAX, CNN_FACE_PX, CNN_MIN = -0.5, 4, 80, 0.5
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
 TRACK_REACH = 1.0  # the crop reaches this many face sizes beyond the face on each side
+# A followed face may come out smaller than MIN_FACE_PX: HOG's box is about 0.9x the face, so a
+# face about 40 px wide (the smallest the search pass finds) gives boxes down to about 30 px.
+TRACK_MIN_PX = 28
 # HOG's frontal model misses faces tilted by more than about 15 degrees. When a followed face is
 # lost, its crop is also searched turned by these angles; when a clip shows no face at all, the
 # middle key frame gets the fine pass turned by them. Found boxes are turned back.
 TILTS = (20.0, -20.0)
+# A clip is looked at in grey, or on a CLAHE copy while it is dark or flat: the first frame
+# decides, and a later frame changes that only when it is clearly on the other side (by this
+# much grey level): a clip near the line would otherwise change views frame by frame.
+DARK_HYSTERESIS = 8.0
 
 
 def _fine_pass(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -149,7 +156,7 @@ def _tilted_face(view: np.ndarray, centre: tuple[float, float], size: float, sco
     half = size / 2
     x0, y0 = max(0, int(centre[0] - half)), max(0, int(centre[1] - half))
     x1, y1 = min(w, int(centre[0] + half)), min(h, int(centre[1] + half))
-    if min(x1 - x0, y1 - y0) < MIN_FACE_PX:
+    if min(x1 - x0, y1 - y0) < TRACK_MIN_PX:
         return None
     side = int(2 * size) + 1
     turned, back = _turned(view, centre, (side, side), 1.0, tilt)
@@ -198,7 +205,7 @@ def _near(grey: np.ndarray, view: np.ndarray, face: Face) -> Face | None:
         box, centre, size, score = best
         if tilt:
             return _tilted_face(view, centre, size, score, tilt)
-        faces = _faces_from_boxes(view, [(box, score)])
+        faces = _faces_from_boxes(view, [(box, score)], min_px=TRACK_MIN_PX)
         return faces[0] if faces else None
     return None
 
@@ -207,72 +214,97 @@ def _matched(face: Face, faces: list[Face]) -> bool:
     return any(math.dist(face.center, f.center) < 0.6 * max(face.size, 1.0) for f in faces)
 
 
+class ClipFaces:
+    """The faces of a clip's sampled frames, found as the frames come: :meth:`add` each frame
+    in order (while the next one is decoded), then :meth:`finish`.
+
+    ``n``: how many frames will come. KEY_FRAMES of them, spread over the clip, are searched
+    whole: the first and the middle one with the fine pass, the last one with the cheap one
+    (large new faces) once a face is known, else with the fine one too; the middle one, if no
+    key frame so far holds a sure face, also with the search pass (faces down to about 40 px),
+    and if there is still no face, turned by +-20 degrees. Every face found is followed into the next frame by re-detecting it
+    in a small crop around where it was (a few milliseconds a frame instead of a whole-frame
+    search), forwards as the frames come, then backwards. Frames are looked at in grey, or on
+    a CLAHE copy while the clip is dark or flat (see DARK_HYSTERESIS).
+    """
+
+    def __init__(self, n: int, progress: Callable[[float], None] | None = None):
+        self.n, self.progress = n, progress
+        self.keys = sorted(set(np.linspace(0, n - 1, min(KEY_FRAMES, n)).round().astype(int).tolist()))
+        self.mid = min(self.keys, key=lambda i: abs(i - (n - 1) / 2)) if n else 0
+        self.greys: list[np.ndarray] = []  # what HOG looks at
+        self.views: list[np.ndarray] = []  # what landmarks are fitted on (the frame, or the CLAHE copy)
+        self.per: list[list[Face]] = []
+        self.ref: list[Face] = []  # the faces to look for in the next frame
+        self.dark: bool | None = None
+
+    def add(self, frame: np.ndarray) -> None:
+        """The next sampled frame, (H, W, 3) uint8 RGB."""
+        i = len(self.per)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        margin = 0.0 if self.dark is None else DARK_HYSTERESIS if self.dark else -DARK_HYSTERESIS
+        self.dark = needs_enhancing(grey, margin)
+        if self.dark:
+            grey = enhance(frame)
+            self.views.append(grey)
+        else:
+            self.views.append(frame)
+        self.greys.append(grey)
+        found: list[Face] = []
+        if min(frame.shape[:2]) >= MIN_FACE_PX:
+            if i in self.keys:
+                found = self._key_frame(i)
+            found = self._follow(i, found)
+        self.per.append(found)
+        if self.progress:
+            self.progress(len(self.per) / max(self.n, 1))
+
+    def _key_frame(self, i: int) -> list[Face]:
+        grey, view = self.greys[i], self.views[i]
+        fine = _fine_pass(grey.shape)
+        known = [self.per[k] for k in self.keys if k < i]
+        last = i == self.keys[-1] and i != self.mid
+        faces = _sure(view, _scan(grey, view, CHEAP_PASS if last and any(known) else fine))
+        if i == self.mid:
+            if not any(f.score >= SURE_SCORE for fs in [*known, faces] for f in fs):
+                # Nothing, or only weak detections: search this frame finely too.
+                faces += _search(grey, view, faces)
+            if not any([*known, faces]):  # still nothing: a tilted head?
+                faces = _scan_tilted(grey, view, fine)
+        return faces
+
+    def _follow(self, i: int, found: list[Face]) -> list[Face]:
+        """``found`` (faces seen in frame i) and the faces of ``self.ref`` seen again there."""
+        found = list(found)
+        for face in self.ref:
+            if len(found) < MAX_FACES_PER_FRAME and not _matched(face, found):
+                again = _near(self.greys[i], self.views[i], face)
+                if again is not None and not _matched(again, found):
+                    found.append(again)
+        # Follow what this frame shows; a face missed here is looked for again next frame.
+        self.ref = found + [f for f in self.ref if not _matched(f, found)]
+        return found
+
+    def finish(self) -> list[list[Face]]:
+        """One list of faces per frame added, largest first."""
+        self.ref = []
+        for i in range(len(self.per) - 1, -1, -1):
+            if min(self.greys[i].shape[:2]) >= MIN_FACE_PX:
+                self.per[i] = self._follow(i, self.per[i])
+        if self.progress:
+            self.progress(1.0)
+        return [sorted(p, key=lambda fc: fc.size, reverse=True) for p in self.per]
+
+
 def find_faces(frames: list[np.ndarray], *, progress: Callable[[float], None] | None = None) -> list[list[Face]]:
     """Faces in the sampled frames of one clip: one list per frame, largest face first.
 
-    frames: (H, W, 3) uint8 RGB each. KEY_FRAMES frames spread over the clip are searched whole
-    with the cheap passes (a CLAHE copy when the clip is dark or flat); if they find nothing
-    (or nothing sure), the middle one gets the search passes, down to faces about 40 px wide. Every face found is
-    then followed through the other frames by re-detecting it in a small crop around where it
-    was (forwards, then backwards), which costs a few milliseconds a frame instead of a
-    whole-frame search.
+    frames: (H, W, 3) uint8 RGB each. See :class:`ClipFaces`, which this runs.
     """
-    n = len(frames)
-    if n == 0:
-        return []
-    if min(frames[0].shape[:2]) < MIN_FACE_PX:
-        return [[] for _ in frames]
-    dark = needs_enhancing(cv2.cvtColor(frames[n // 2], cv2.COLOR_RGB2GRAY))
-    greys: dict[int, np.ndarray] = {}
-
-    def grey(i: int) -> np.ndarray:
-        """What HOG looks at: frame i in grey, contrast-normalised when the clip is dark."""
-        if i not in greys:
-            greys[i] = enhance(frames[i]) if dark else cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
-        return greys[i]
-
-    def view(i: int) -> np.ndarray:
-        """What landmarks are fitted on: the frame (the CLAHE copy when dark)."""
-        return grey(i) if dark else frames[i]
-
-    per: list[list[Face] | None] = [None] * n
-    keys = sorted(set(np.linspace(0, n - 1, min(KEY_FRAMES, n)).round().astype(int).tolist()))
-    mid = min(keys, key=lambda i: abs(i - (n - 1) / 2))
-    fine = _fine_pass(frames[0].shape)
-    per[mid] = _sure(view(mid), _scan(grey(mid), view(mid), fine))
-    for i in keys:
-        if i != mid:  # faces seen in the middle are followed there; look for large new ones
-            per[i] = _sure(view(i), _scan(grey(i), view(i), CHEAP_PASS if per[mid] else fine))
-    if not any(f.score >= SURE_SCORE for i in keys for f in per[i]):
-        # Nothing, or only weak detections: search the middle frame finely too.
-        per[mid] += _search(grey(mid), view(mid), per[mid])
-    if not any(per[i] for i in keys):  # still nothing: a tilted head?
-        per[mid] = _scan_tilted(grey(mid), view(mid), fine)
-    done = 0
-
-    def follow(order) -> None:
-        nonlocal done
-        ref: list[Face] = []
-        for i in order:
-            found = list(per[i] or [])
-            for face in ref:
-                if len(found) < MAX_FACES_PER_FRAME and not _matched(face, found):
-                    again = _near(grey(i), view(i), face)
-                    if again is not None and not _matched(again, found):
-                        found.append(again)
-            if per[i] is None and progress:
-                done += 1
-                progress(done / n)
-            per[i] = found
-            # Follow what this frame shows; a face missed here is looked for again next frame.
-            ref = found + [f for f in ref if not _matched(f, found)]
-
-    follow(range(n))
-    follow(range(n - 1, -1, -1))
-    out = [sorted(p or [], key=lambda fc: fc.size, reverse=True) for p in per]
-    if progress:
-        progress(1.0)
-    return out
+    clip = ClipFaces(len(frames), progress)
+    for frame in frames:
+        clip.add(frame)
+    return clip.finish()
 
 
 @dataclass
