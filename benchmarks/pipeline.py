@@ -74,20 +74,38 @@ def dim_far_clip(src: Path, out: Path, face_px: float, gain: float = 1 / 3) -> P
     return out
 
 
+class _AfterDecoding:
+    """A ClipFaces stand-in that runs a whole-clip face finder once all frames are decoded (what
+    the pipeline did before frames were searched as they came)."""
+
+    def __init__(self, finder, n: int, progress=None):
+        self.finder, self.frames = finder, []
+
+    def add(self, frame: np.ndarray) -> None:
+        self.frames.append(frame)
+
+    def finish(self) -> list:
+        return self.finder(self.frames)
+
+
 def timed_runs(det, clip: Path, repeat: int) -> dict[str, list]:
     """analyze() ``repeat`` times with each face finder, interleaved (old, new, old, new...)."""
     import webapp.detection.pipeline as pl
     from benchmarks.faces import old_find_faces
 
-    new = pl.find_faces
+    new, new_find = pl.ClipFaces, pl.find_faces
     runs: dict[str, list] = {"old": [], "new": []}
     try:
         for _ in range(repeat):
-            for key, finder in (("old", old_find_faces), ("new", new)):
-                pl.find_faces = (lambda frames, progress=None, f=finder: f(frames))
+            for key in ("old", "new"):
+                if key == "old":
+                    pl.ClipFaces = lambda n, progress=None: _AfterDecoding(old_find_faces, n)
+                    pl.find_faces = lambda frames, progress=None: old_find_faces(frames)
+                else:
+                    pl.ClipFaces, pl.find_faces = new, new_find
                 runs[key].append(det.analyze(clip))
     finally:
-        pl.find_faces = new
+        pl.ClipFaces, pl.find_faces = new, new_find
     return runs
 
 

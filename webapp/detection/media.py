@@ -15,6 +15,7 @@ import math
 import queue
 import struct
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -416,6 +417,7 @@ class FrameStream:
         self._frames: queue.Queue = queue.Queue()
         self._result: SampledFrames | None = None
         self._error: BaseException | None = None
+        self.finished_at: float | None = None  # time.perf_counter() when decoding ended
         self._thread = threading.Thread(target=self._run, args=(path, n_frames), kwargs=kwargs,
                                         name="decode", daemon=True)
         self._thread.start()
@@ -426,6 +428,7 @@ class FrameStream:
         except BaseException as err:  # handed to the caller by result()
             self._error = err
         finally:
+            self.finished_at = time.perf_counter()
             self._frames.put(self._END)
 
     def __iter__(self) -> Iterator[np.ndarray]:
