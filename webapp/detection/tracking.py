@@ -52,6 +52,8 @@ VERIFY_FROM, VERIFY_MAX, CNN_FACE_PX, CNN_MIN = -0.5, 4, 80, 0.5
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
 TRACK_REACH = 1.0  # the crop reaches this many face sizes beyond the face on each side
+TRACK_LINE, TRACK_MARGIN = -0.2, 0.3  # HOG score a followed face needs (see _track_line)
+TRACK_SMOOTH = 1.0  # a lost face is looked for again in its crop smoothed by this (frame px)
 # A followed face may come out smaller than MIN_FACE_PX: HOG's box is about 0.9x the face, so a
 # face about 40 px wide (the smallest the search pass finds) gives boxes down to about 30 px.
 TRACK_MIN_PX = 28
@@ -170,11 +172,19 @@ def _tilted_face(view: np.ndarray, centre: tuple[float, float], size: float, sco
                 tilt=tilt)
 
 
+def _track_line(face: Face) -> float:
+    """The HOG score a face followed from ``face`` needs: TRACK_LINE, or, for a face that
+    scored under it (a dim one the CNN confirmed), TRACK_MARGIN below that face's score, down
+    to VERIFY_FROM. The crop already pins where and how large the face must be."""
+    return max(VERIFY_FROM, min(TRACK_LINE, face.score - TRACK_MARGIN))
+
+
 def _near(grey: np.ndarray, view: np.ndarray, face: Face) -> Face | None:
     """Re-detect ``face`` (seen in another frame) in ``view``: HOG on a crop around where it
-    was, scaled so the face is about TRACK_FACE_PX wide; when that finds nothing, the same crop
-    turned by the tilts in TILTS (the face's own tilt first). Returns the detection nearest to
-    the old centre with a similar size, landmarks fitted at full resolution, or None."""
+    was, scaled so the face is about TRACK_FACE_PX wide; when that finds nothing, the crop
+    smoothed (noise in a dim frame, amplified by CLAHE, hides a weak face from HOG), then the
+    crop turned by the tilts in TILTS (the face's own tilt first). Returns the detection nearest
+    to the old centre with a similar size, landmarks fitted at full resolution, or None."""
     h, w = grey.shape[:2]
     s = face.size
     cx, cy = face.center
@@ -184,16 +194,22 @@ def _near(grey: np.ndarray, view: np.ndarray, face: Face) -> Face | None:
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     k = TRACK_FACE_PX / s
-    for tilt in sorted({0.0, face.tilt, *TILTS}, key=lambda t: (t != face.tilt, abs(t))):
-        if tilt == 0.0:
-            crop = cv2.resize(grey[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
-                              interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
+    upright = cv2.resize(grey[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
+                         interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
+    tilts = sorted({0.0, face.tilt, *TILTS}, key=lambda t: (t != face.tilt, abs(t)))
+    tilts.insert(tilts.index(0.0) + 1, None)  # None: upright, smoothed
+    for tilt in tilts:
+        if tilt is None:
+            crop, tilt = cv2.GaussianBlur(upright, (0, 0), TRACK_SMOOTH * max(k, 1.0)), 0.0
+            back = np.array([[1 / k, 0, x0], [0, 1 / k, y0]])
+        elif tilt == 0.0:
+            crop = upright
             back = np.array([[1 / k, 0, x0], [0, 1 / k, y0]])
         else:
             side = max(1, round(2 * half * k))
             crop, back = _turned(grey, (cx, cy), (side, side), k, tilt)
         best, best_d = None, math.inf
-        for (bx0, by0, bx1, by1), score in _hog_boxes(crop, 0, 0, -0.2):
+        for (bx0, by0, bx1, by1), score in _hog_boxes(crop, 0, 0, _track_line(face)):
             centre = tuple(back @ ((bx0 + bx1) / 2, (by0 + by1) / 2, 1.0))
             size = max(bx1 - bx0, by1 - by0) / k
             d = math.dist(centre, (cx, cy)) / s
