@@ -34,10 +34,9 @@ from .faces import (
 # finds as many faces (landmarks are still fitted on the colour frame, as in training). The HOG
 # window is 80 px, so on a 1920x1080 frame the cheap pass (640 px copy) finds faces >= 240 px,
 # the fine pass (the frame as is) faces >= 80 px: every face large enough to judge in a clip;
-# on frames up to 1280 px the fine pass is a 768 px copy at 2x. The middle key frame gets the
-# fine pass; the others the cheap one (large new faces), or the fine one too when the middle
-# held nothing. When no key frame holds a sure face, the middle one gets the search pass: the
-# whole frame at 2x (4x its pixels, about 0.5 s here), faces down to about 40 px.
+# on frames up to 1280 px the fine pass is a 768 px copy at 2x. The search pass, the whole
+# frame at 2x (4x its pixels, about 0.4 s here), finds faces down to about 40 px; it runs on
+# the middle key frame only, when no key frame so far holds a face (see ClipFaces).
 CHEAP_PASS = (DETECT_MAX_SIDE, 0)
 SEARCH_PASS = (0, 1)
 # A whole-frame detection scoring below SURE_SCORE is kept only when dlib's CNN detector finds
@@ -48,7 +47,7 @@ SEARCH_PASS = (0, 1)
 # skin in poor light) scores just below HOG's line, where the CNN is sure of it. At most
 # VERIFY_MAX candidates of a search pass are checked.
 SURE_SCORE = 0.5
-VERIFY_FROM, VERIFY_MAX, CNN_FACE_PX, CNN_MIN = -0.5, 4, 80, 0.5
+VERIFY_FROM, VERIFY_MAX, CNN_FACE_PX, CNN_MIN, CNN_REACH = -0.5, 4, 80, 0.5, 1.0
 KEY_FRAMES = 3  # sampled frames searched whole; the others follow the faces found (tracking)
 TRACK_FACE_PX = 100  # a tracked face is re-detected in a crop scaled so it is about this wide
 TRACK_REACH = 1.0  # the crop reaches this many face sizes beyond the face on each side
@@ -80,13 +79,13 @@ def _scan(grey: np.ndarray, view: np.ndarray, pass_: tuple[int, int],
 
 
 def _confirmed(view: np.ndarray, box: tuple[float, float, float, float]) -> bool:
-    """True when dlib's CNN detector finds a face at ``box`` (view pixels): on a crop twice the
-    box's size, scaled so the face is about CNN_FACE_PX wide."""
+    """True when dlib's CNN detector finds a face at ``box`` (view pixels): on a crop reaching
+    CNN_REACH box sizes beyond the box's centre, scaled so the face is about CNN_FACE_PX wide."""
     h, w = view.shape[:2]
     s = max(box[2] - box[0], box[3] - box[1])
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    x0, y0 = max(0, int(cx - s)), max(0, int(cy - s))
-    x1, y1 = min(w, int(cx + s)), min(h, int(cy + s))
+    x0, y0 = max(0, int(cx - CNN_REACH * s)), max(0, int(cy - CNN_REACH * s))
+    x1, y1 = min(w, int(cx + CNN_REACH * s)), min(h, int(cy + CNN_REACH * s))
     k = CNN_FACE_PX / s
     crop = cv2.resize(view[y0:y1, x0:x1], (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))),
                       interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
@@ -100,9 +99,15 @@ def _confirmed(view: np.ndarray, box: tuple[float, float, float, float]) -> bool
     return False
 
 
-def _sure(view: np.ndarray, faces: list[Face]) -> list[Face]:
-    """``faces`` less the weak ones (score < SURE_SCORE) the CNN does not confirm."""
-    return [f for f in faces if f.score >= SURE_SCORE or _confirmed(view, f.box)]
+def _sure(view: np.ndarray, faces: list[Face], followed: list[Face]) -> list[Face]:
+    """``faces`` less the weak ones (score < SURE_SCORE) that are neither faces being
+    ``followed`` (found and kept in an earlier frame) nor confirmed by the CNN."""
+    def same(f: Face, g: Face) -> bool:
+        return (math.dist(f.center, g.center) < 0.6 * min(f.size, g.size)
+                and max(f.size, g.size) < 1.6 * min(f.size, g.size))
+
+    return [f for f in faces if f.score >= SURE_SCORE or any(same(f, g) for g in followed)
+            or _confirmed(view, f.box)]
 
 
 def _search(grey: np.ndarray, view: np.ndarray, known: list[Face]) -> list[Face]:
@@ -237,8 +242,9 @@ class ClipFaces:
     ``n``: how many frames will come. KEY_FRAMES of them, spread over the clip, are searched
     whole: the first and the middle one with the fine pass, the last one with the cheap one
     (large new faces) once a face is known, else with the fine one too; the middle one, if no
-    key frame so far holds a sure face, also with the search pass (faces down to about 40 px),
-    and if there is still no face, turned by +-20 degrees. Every face found is followed into the next frame by re-detecting it
+    key frame so far holds a face, with the search pass (faces down to about 40 px), and if
+    that finds none, turned by +-20 degrees. A weak detection (HOG score < SURE_SCORE) is kept
+    only when it is a face already followed or the CNN confirms it. Every face found is followed into the next frame by re-detecting it
     in a small crop around where it was (a few milliseconds a frame instead of a whole-frame
     search), forwards as the frames come, then backwards. Frames are looked at in grey, or on
     a CLAHE copy while the clip is dark or flat (see DARK_HYSTERESIS).
@@ -280,13 +286,10 @@ class ClipFaces:
         fine = _fine_pass(grey.shape)
         known = [self.per[k] for k in self.keys if k < i]
         last = i == self.keys[-1] and i != self.mid
-        faces = _sure(view, _scan(grey, view, CHEAP_PASS if last and any(known) else fine))
-        if i == self.mid:
-            if not any(f.score >= SURE_SCORE for fs in [*known, faces] for f in fs):
-                # Nothing, or only weak detections: search this frame finely too.
-                faces += _search(grey, view, faces)
-            if not any([*known, faces]):  # still nothing: a tilted head?
-                faces = _scan_tilted(grey, view, fine)
+        faces = _sure(view, _scan(grey, view, CHEAP_PASS if last and any(known) else fine), self.ref)
+        if i == self.mid and not any([*known, faces]):
+            # No face yet: search this frame finely, then turned.
+            faces = _search(grey, view, []) or _scan_tilted(grey, view, fine)
         return faces
 
     def _follow(self, i: int, found: list[Face]) -> list[Face]:
