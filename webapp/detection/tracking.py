@@ -240,8 +240,8 @@ class ClipFaces:
     in order (while the next one is decoded), then :meth:`finish`.
 
     ``n``: how many frames will come. KEY_FRAMES of them, spread over the clip, are searched
-    whole: the first and the middle one with the fine pass, the last one with the cheap one
-    (large new faces) once a face is known, else with the fine one too; the middle one, if no
+    whole: the middle one with the fine pass, the first one with the cheap one (large faces),
+    the last one with the cheap one once a face is known, else the fine one; the middle one, if no
     key frame so far holds a face, with the search pass (faces down to about 40 px), and if
     that finds none, turned by +-20 degrees. A weak detection (HOG score < SURE_SCORE) is kept
     only when it is a face already followed or the CNN confirms it. Every face found is followed into the next frame by re-detecting it
@@ -285,8 +285,9 @@ class ClipFaces:
         grey, view = self.greys[i], self.views[i]
         fine = _fine_pass(grey.shape)
         known = [self.per[k] for k in self.keys if k < i]
-        last = i == self.keys[-1] and i != self.mid
-        faces = _sure(view, _scan(grey, view, CHEAP_PASS if last and any(known) else fine), self.ref)
+        before_mid = i < self.mid
+        pass_ = fine if i == self.mid or not (before_mid or any(known)) else CHEAP_PASS
+        faces = _sure(view, _scan(grey, view, pass_), self.ref)
         if i == self.mid and not any([*known, faces]):
             # No face yet: search this frame finely, then turned.
             faces = _search(grey, view, []) or _scan_tilted(grey, view, fine)
