@@ -13,6 +13,8 @@ No committed blobs: every file is written into a test's temporary folder.
 - :func:`truncated`, :func:`text_file`, :func:`empty_file`: damaged or fake media.
 - :func:`rotated`: a picture rotated about its centre (black corners, same size).
 - :func:`two_faces`: two astronauts side by side.
+- :func:`scene`: in-memory 1080p frames with astronauts of chosen face sizes and tilts drifting
+  over a blurred background, optionally dim, flat, blurred and noisy.
 """
 
 from __future__ import annotations
@@ -234,3 +236,53 @@ def dim_far_face_box(face_px: float, frame: int) -> tuple[float, float, float, f
 def _dim_far_origin(face_px: float, frame: int) -> tuple[int, int]:
     side = round(512 * face_px / 87.0)  # the shrunk astronaut's size
     return min(1100, 1800 - side) + 4 * frame, min(380, 1040 - side) + frame
+
+
+ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib's HOG box of the face in astronaut() (87 px wide)
+
+
+def scene(
+    people: list[tuple[float, float, float, float]],
+    *,
+    n_frames: int = 16,
+    gain: float = 1.0,
+    gamma: float = 1.0,
+    contrast: float = 1.0,
+    blur: float = 0.0,
+    noise: float = 0.0,
+) -> tuple[list[np.ndarray], list[list[tuple[float, float, float]]]]:
+    """Frames of a 1920x1080 scene: for each (face_px, tilt, x, y) of ``people``, the astronaut
+    scaled so her face is ``face_px`` wide, turned ``tilt`` degrees counter-clockwise about her
+    face, whose centre is at (x, y) in frame 0 and drifts 4 px right and 1 px down a frame;
+    behind them a blurred coffee cup. Then, if asked: darkened (``gamma`` then ``gain``),
+    contrast scaled about the mean grey level, blurred (sigma px) and given Gaussian noise
+    (sigma grey levels, fixed seed). Returns the (1080, 1920, 3) uint8 RGB frames and, per
+    frame, the faces' (centre x, centre y, width)."""
+    bg = cv2.GaussianBlur(cv2.resize(coffee(), (1920, 1080)), (0, 0), 15)
+    lut = 255 * gain * (np.arange(256) / 255.0) ** gamma
+    lut = ((lut - lut.mean()) * contrast + lut.mean()).clip(0, 255).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    head = astronaut()
+    fcx, fcy = (ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2]) / 2, (ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3]) / 2
+    frames, truths = [], []
+    for i in range(n_frames):
+        frame, truth = bg.copy(), []
+        for face_px, tilt, x, y in people:
+            k = face_px / (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0])
+            cx, cy = x + 4 * i, y + i
+            m = cv2.getRotationMatrix2D((fcx, fcy), tilt, k)
+            m[:, 2] += (cx - fcx, cy - fcy)
+            flags = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+            person = cv2.warpAffine(head, m, (1920, 1080), flags=flags)
+            mask = cv2.warpAffine(np.full(head.shape[:2], 255, np.uint8), m, (1920, 1080),
+                                  flags=cv2.INTER_NEAREST) > 0
+            frame[mask] = person[mask]
+            truth.append((cx, cy, face_px))
+        frame = cv2.LUT(frame, lut)
+        if blur:
+            frame = cv2.GaussianBlur(frame, (0, 0), blur)
+        if noise:
+            frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
+        frames.append(frame)
+        truths.append(truth)
+    return frames, truths

@@ -166,6 +166,33 @@ def test_load_media_decides_by_content(clip: Path, folder: Path) -> None:
     assert load_media(photo, 4).info.media_type == "image"
 
 
+def test_frame_stream_gives_the_sampled_frames_as_they_come(clip: Path, folder: Path) -> None:
+    """FrameStream decodes in a background thread: its frames, in order, are sample_video's;
+    result() is the same SampledFrames; a photo comes as its one frame; is_photo agrees."""
+    stream = media.FrameStream(clip, 8)
+    frames = list(stream)
+    s, whole = stream.result(), sample_video(clip, 8)
+    assert len(frames) == 8 and all(a is b for a, b in zip(frames, s.frames, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, whole.frames, strict=True))
+    assert s.indices == whole.indices and stream.finished_at is not None
+    photo = em.photo(folder / "stream.png", "PNG")
+    stream = media.FrameStream(photo, 8)
+    assert [f.shape for f in stream] == [(512, 512, 3)] and stream.result().info.media_type == "image"
+    assert media.is_photo(photo) and not media.is_photo(clip)
+
+
+def test_frame_stream_raises_the_decoding_error_from_result(folder: Path) -> None:
+    """An error in the decoding thread ends the frames and is raised by result()."""
+    stream = media.FrameStream(em.text_file(folder / "stream-notes.mp4"), 8)
+    assert list(stream) == []
+    with pytest.raises(UnsupportedMediaError):
+        stream.result()
+    stream = media.FrameStream(em.empty_file(folder / "stream-empty.mp4"), 8)
+    assert list(stream) == []
+    with pytest.raises(CorruptMediaError, match="empty"):
+        stream.result()
+
+
 def test_max_duration(clip: Path) -> None:
     with pytest.raises(MediaTooLongError) as err:
         probe_media(clip, max_duration=1.0)

@@ -76,6 +76,20 @@ def test_progress_reports_stages_in_order(clip_analysis):
     assert all(0.0 <= f <= 1.0 for _, f in stages)
 
 
+def test_faces_found_while_decoding(engine, clip_analysis, tmp_path):
+    """A clip's faces are searched frame by frame while it decodes; the timings say how the
+    time split. A clip with fewer frames than the model samples (the key frames chosen for
+    the full count were wrong) is searched again whole, and still found in every frame."""
+    import engine_media as em
+
+    a, _ = clip_analysis
+    assert {"decode", "detect", "detect_overlapped", "total"} <= set(a.timings)
+    assert a.timings["detect_overlapped"] > 0
+    short = engine.analyze(em.face_clip(tmp_path / "short.mp4", n_frames=5, fps=25))
+    assert short.frames_sampled == 5 and short.faces_found == 5
+    assert [t.n_frames for t in short.tracks] == [5]
+
+
 def test_chips_are_aligned_eyes_level(clip_analysis):
     from webapp.detection.faces import landmarks68
 

@@ -12,9 +12,12 @@ clip's length.
 from __future__ import annotations
 
 import math
+import queue
 import struct
+import threading
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,11 +276,13 @@ def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None = None,
-                 progress: ProgressFn | None = None) -> SampledFrames:
+                 progress: ProgressFn | None = None,
+                 on_frame: Callable[[np.ndarray], None] | None = None) -> SampledFrames:
     """Decode a clip once and keep ``n_frames`` frames spread evenly over its whole length.
 
     Returns fewer frames when the clip has fewer. A damaged tail ends decoding early with a
     warning (the frames before it are still analysed); no decodable frame at all raises.
+    ``on_frame`` is called with each kept frame, in order, as soon as it is decoded.
     """
     path = Path(path)
     container = _open_video(path)
@@ -329,6 +334,8 @@ def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None 
                         frames.append(to_rgb(fr))
                         stamps.append(round(t, 3))
                         indices.append(index)
+                        if on_frame:
+                            on_frame(frames[-1])
                         if progress:
                             progress(len(frames) / n_frames)
                     if len(frames) >= n_frames:
@@ -353,6 +360,8 @@ def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None 
                 indices.append(buffer[i][0])
                 stamps.append(round(buffer[i][1], 3))
                 frames.append(buffer[i][2])
+                if on_frame:
+                    on_frame(frames[-1])
     if not frames:
         if notes:
             raise CorruptMediaError("This video is damaged: no frame could be decoded.")
@@ -366,15 +375,71 @@ def sample_video(path: str | Path, n_frames: int, *, max_duration: float | None 
                          warnings=notes)
 
 
+def is_photo(path: str | Path) -> bool:
+    """True when ``path`` opens as a picture (header only): what :func:`load_media` decides by."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    img = _open_image(path)
+    if img is None:
+        return False
+    img.close()
+    return True
+
+
 def load_media(path: str | Path, n_frames: int, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_duration: float | None = None,
-               progress: ProgressFn | None = None) -> SampledFrames:
+               max_duration: float | None = None, progress: ProgressFn | None = None,
+               on_frame: Callable[[np.ndarray], None] | None = None) -> SampledFrames:
     """Load a photo (one frame) or sample ``n_frames`` from a clip, deciding by content."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise CorruptMediaError("The file is empty.")
-    img = _open_image(path)
-    if img is not None:
-        img.close()
-        return load_image(path, max_pixels=max_pixels)
-    return sample_video(path, n_frames, max_duration=max_duration, progress=progress)
+    if is_photo(path):
+        sampled = load_image(path, max_pixels=max_pixels)
+        if on_frame:
+            on_frame(sampled.frames[0])
+        return sampled
+    return sample_video(path, n_frames, max_duration=max_duration, progress=progress,
+                        on_frame=on_frame)
+
+
+class FrameStream:
+    """:func:`load_media` in a background thread: iterate to get the frames as they are
+    decoded, then :meth:`result` for the :class:`SampledFrames` (or the error it raised).
+
+    The caller can find faces in one frame while the next is decoded: FFmpeg and dlib both
+    release the GIL, so the two overlap on a second core.
+    """
+
+    _END = object()
+
+    def __init__(self, path: str | Path, n_frames: int, **kwargs):
+        self._frames: queue.Queue = queue.Queue()
+        self._result: SampledFrames | None = None
+        self._error: BaseException | None = None
+        self.finished_at: float | None = None  # time.perf_counter() when decoding ended
+        self._thread = threading.Thread(target=self._run, args=(path, n_frames), kwargs=kwargs,
+                                        name="decode", daemon=True)
+        self._thread.start()
+
+    def _run(self, path, n_frames: int, **kwargs) -> None:
+        try:
+            self._result = load_media(path, n_frames, on_frame=self._frames.put, **kwargs)
+        except BaseException as err:  # handed to the caller by result()
+            self._error = err
+        finally:
+            self.finished_at = time.perf_counter()
+            self._frames.put(self._END)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 RGB frames, in order, as they are decoded (once)."""
+        while (frame := self._frames.get()) is not self._END:
+            yield frame
+
+    def result(self) -> SampledFrames:
+        """Wait for the decoding to end; its :class:`SampledFrames`, or the error it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result

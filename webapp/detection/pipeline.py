@@ -20,9 +20,10 @@ import numpy as np
 from . import registry
 from .classifier import CONFIG_FILE, DetectorNets, ModelConfig
 from .errors import ModelNotFoundError, ModelOutputError
-from .faces import detect_faces, find_faces, link_tracks, make_chip, warm_up
-from .media import DEFAULT_MAX_PIXELS, SampledFrames, load_media
+from .faces import detect_faces, make_chip, warm_up
+from .media import DEFAULT_MAX_PIXELS, FrameStream, SampledFrames, is_photo, load_media
 from .result import Analysis, Chip, FrameScore, TrackScore, face_lines
+from .tracking import ClipFaces, find_faces, link_tracks
 
 ProgressCallback = Callable[[str, float], None]
 
@@ -120,6 +121,31 @@ class Detector:
             out = self._temporal_fn(feats, lg, mask)
         return float(np.asarray(out)[0, 0])
 
+    def _decode_and_find(self, path: str | Path, max_duration: float | None,
+                         timings: dict[str, float], report) -> tuple[SampledFrames, list]:
+        """Sample a clip's frames and find their faces, each frame as soon as it is decoded
+        (the next one decodes meanwhile, on the other core). ``timings``: "decode" until the
+        last frame is decoded, "detect" the face finding left after that; "detect_overlapped"
+        the face finding done while decoding."""
+        n = self.cfg.frames
+        t = time.perf_counter()
+        stream = FrameStream(path, n, max_duration=max_duration)
+        clip, busy = ClipFaces(n), 0.0
+        for k, frame in enumerate(stream):
+            report("decode", k / n)
+            t1 = time.perf_counter()
+            clip.add(frame)
+            busy += time.perf_counter() - t1
+        sampled = stream.result()
+        end = stream.finished_at or time.perf_counter()
+        timings["decode"] = end - t
+        report("detect", 0.0)
+        # Fewer frames than asked (a short or cut clip): the key frames chosen for n were wrong.
+        per_frame = clip.finish() if len(sampled.frames) == n else find_faces(sampled.frames)
+        timings["detect"] = time.perf_counter() - end
+        timings["detect_overlapped"] = busy
+        return sampled, per_frame
+
     def _check_finite(self, values: np.ndarray, what: str) -> None:
         """Raise :class:`ModelOutputError` when the network answered NaN or infinity."""
         if not np.all(np.isfinite(values)):
@@ -141,20 +167,16 @@ class Detector:
         timings: dict[str, float] = {}
         t_all = t = time.perf_counter()
         report("decode", 0.0)
-        sampled: SampledFrames = load_media(
-            path, self.cfg.frames, max_pixels=max_pixels, max_duration=max_duration,
-            progress=lambda f: report("decode", f))
-        timings["decode"] = time.perf_counter() - t
-        info = sampled.info
-        is_photo = info.media_type == "image"
-
-        t = time.perf_counter()
-        if is_photo:
+        if is_photo(path):
+            sampled: SampledFrames = load_media(path, self.cfg.frames, max_pixels=max_pixels)
+            timings["decode"] = time.perf_counter() - t
+            t = time.perf_counter()
             per_frame = [detect_faces(sampled.frames[0], thorough=True, enhanced=None)]
+            timings["detect"] = time.perf_counter() - t
         else:
-            per_frame = find_faces(sampled.frames, progress=lambda f: report("detect", f))
+            sampled, per_frame = self._decode_and_find(path, max_duration, timings, report)
         report("detect", 1.0)
-        timings["detect"] = time.perf_counter() - t
+        info = sampled.info
 
         t = time.perf_counter()
         tracks = link_tracks(per_frame)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DetectionError
-from ..faces import detect_faces, link_tracks, make_chip
+from ..faces import detect_faces, make_chip
 from ..media import sample_video
+from ..tracking import link_tracks
 from .dataset import Item, cache_dir, read_labels
 
 log = logging.getLogger(__name__)
