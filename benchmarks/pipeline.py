@@ -3,10 +3,13 @@
 Prints a per-stage breakdown, the real-time factor (seconds of analysis per second of clip),
 peak memory, and, in the same run, a seed-style baseline: the same backbone run on every
 decoded frame resized whole to the input size (no face detection) — what the open projects
-this replaces do. Every clip figure is taken twice, with the face finding before issue 10
-(``benchmarks.faces.old_find_faces``) and the current one, interleaved. The worst case is a
-dim room seen from afar: the DFDC clip darkened to 1/3 and shrunk into a 1920x1080 canvas so
-the face is about 70 px (``--far-px``), where the first pass finds nothing. Targets on a
+this replaces do. Every clip figure is taken with the face finding before issue 10
+(``benchmarks.faces.old_find_faces``, run after decoding, as it was) and the current one
+(each frame searched while the next decodes), interleaved; the typical clip also with the
+current one run after decoding, which shows what the overlap gains. The worst cases are a dim
+room seen from afar (the DFDC clip darkened to 1/3 and shrunk into a 1920x1080 canvas so the
+face is about 70 px, ``--far-px``, where the first pass finds nothing) and a clip with no face
+at all (every search runs). The load average is printed: the cores are shared. Targets on a
 2-core CPU: a typical clip <= 1.5 s (RTF <= 0.15), the worst case <= 3 s, a photo <= 0.3 s,
 >= 6x the baseline.
 
@@ -109,19 +112,24 @@ class _AfterDecoding:
         return self.finder(self.frames)
 
 
-def timed_runs(det, clip: Path, repeat: int) -> dict[str, list]:
-    """analyze() ``repeat`` times with each face finder, interleaved (old, new, old, new...)."""
+def timed_runs(det, clip: Path, repeat: int, serial: bool = False) -> dict[str, list]:
+    """analyze() ``repeat`` times with each face finder, interleaved (old, new, old, new...):
+    "old" the face finding before issue 10, "new" the current one, searching each frame while
+    the next decodes; with ``serial`` also "serial", the current one run after decoding."""
     import webapp.detection.pipeline as pl
     from benchmarks.faces import old_find_faces
 
     new, new_find = pl.ClipFaces, pl.find_faces
-    runs: dict[str, list] = {"old": [], "new": []}
+    keys = ("old", "new", "serial") if serial else ("old", "new")
+    runs: dict[str, list] = {k: [] for k in keys}
     try:
         for _ in range(repeat):
-            for key in ("old", "new"):
+            for key in keys:
                 if key == "old":
                     pl.ClipFaces = lambda n, progress=None: _AfterDecoding(old_find_faces, n)
                     pl.find_faces = lambda frames, progress=None: old_find_faces(frames)
+                elif key == "serial":
+                    pl.ClipFaces, pl.find_faces = (lambda n, progress=None: _AfterDecoding(new_find, n)), new_find
                 else:
                     pl.ClipFaces, pl.find_faces = new, new_find
                 runs[key].append(det.analyze(clip))
@@ -184,7 +192,7 @@ def main() -> None:
     load_s = time.perf_counter() - t
     rss_model = peak_rss_mb()
     det.analyze(clip)  # warm-up (first call traces graphs)
-    runs = timed_runs(det, clip, args.repeat)
+    runs = timed_runs(det, clip, args.repeat, serial=True)
     rss_clip = peak_rss_mb()
     a = runs["new"][-1]
     total = {k: statistics.median(r.timings["total"] for r in v) for k, v in runs.items()}
@@ -201,10 +209,11 @@ def main() -> None:
     print(f"clip: {clip.name}  {a.media.width}x{a.media.height}  {dur:.2f} s  {a.media.frame_count} frames")
     print(f"model {det.version} loaded in {load_s:.1f} s; frames sampled {a.frames_sampled}, faces {a.faces_found}, "
           f"verdict {a.verdict} p_fake {a.p_fake}")
-    print(f"\n| stage | old face finding | new (median of {args.repeat}, seconds) |\n|---|---|---|")
+    print(f"\n| stage (median of {args.repeat}, seconds) | old face finding | new, after decoding "
+          "| new, while decoding |\n|---|---|---|---|")
     for k in a.timings:
-        print(f"| {k} | {statistics.median(r.timings.get(k, 0.0) for r in runs['old']):.3f} "
-              f"| {statistics.median(r.timings[k] for r in runs['new']):.3f} |")
+        print(f"| {k} | " + " | ".join(f"{statistics.median(r.timings.get(k, 0.0) for r in runs[key]):.3f}"
+                                       for key in ("old", "serial", "new")) + " |")
     print()
     print("| figure | old face finding | new | target |\n|---|---|---|---|")
     rtf = {k: v / dur if dur else float("nan") for k, v in total.items()}
