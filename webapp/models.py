@@ -39,6 +39,7 @@ VERDICT_LABELS = {
 
 STAGE_LABELS = {
     "queued": "Waiting in the queue",
+    "download": "Downloading the link",
     "load": "Loading the model",
     "decode": "Decoding frames",
     "detect": "Finding faces",
@@ -77,6 +78,9 @@ class Detection(db.Model):
     media_type: Mapped[str] = mapped_column(String(8))  # "video" | "image"
     #: Random name of the stored upload under UPLOAD_FOLDER; None once deleted.
     upload_name: Mapped[str | None] = mapped_column(String(64))
+    #: The link the file was fetched from (``url=``), None for an upload. Until the worker
+    #: has downloaded it, ``media_type`` is "link", ``sha256`` "" and ``size_bytes`` 0.
+    source_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -122,6 +126,18 @@ class Detection(db.Model):
         Index("ix_detection_sha_version", "sha256", "model_version"),
         Index("ix_detection_owner_sha", "owner_id", "sha256"),
     )
+
+    @property
+    def awaiting_download(self) -> bool:
+        """A detection from a link whose file has not been downloaded yet."""
+        return bool(self.source_url) and not self.sha256
+
+    @property
+    def kind_label(self) -> str:
+        """"Clip", "Photo", or "Link" while the file is not downloaded yet."""
+        if self.awaiting_download:
+            return "Link"
+        return "Clip" if self.media_type == "video" else "Photo"
 
     @property
     def is_pending(self) -> bool:

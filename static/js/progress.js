@@ -13,14 +13,17 @@
   var label = box.querySelector("[data-stage-label]");
   var queue = box.querySelector("[data-queue]");
   var steps = box.querySelectorAll("[data-stage]");
-  // Engine stages in order; "align" shows as part of "detect", "save" completes all.
-  var order = ["decode", "detect", "features", "classify", "explain"];
+  // The stages listed on the page, in order ("download" first for a link); "align" shows
+  // as part of "detect", "load" comes just before "decode", "save" completes all.
+  var order = Array.prototype.map.call(steps, function (el) { return el.getAttribute("data-stage"); });
   var alias = { align: "detect" };
   var failures = 0;
 
   function markStages(stage) {
     var current = alias[stage] || stage;
-    var index = stage === "save" ? order.length : order.indexOf(current);
+    var index = stage === "save" ? order.length
+      : stage === "load" ? order.indexOf("decode") - 0.5
+      : order.indexOf(current);
     for (var i = 0; i < steps.length; i++) {
       var at = order.indexOf(steps[i].getAttribute("data-stage"));
       steps[i].classList.toggle("is-done", index >= 0 && at < index);

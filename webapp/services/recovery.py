@@ -92,11 +92,12 @@ def recover_jobs() -> dict[str, int]:
     max_attempts = int(current_app.config["MAX_JOB_ATTEMPTS"])
     counts = {"requeued": 0, "failed": 0}
     rows = db.session.execute(
-        select(Detection.id, Detection.owner, Detection.upload_name, Detection.attempts).where(
-            Detection.status.in_(PENDING)
-        )
+        select(
+            Detection.id, Detection.owner, Detection.upload_name, Detection.attempts,
+            Detection.source_url, Detection.sha256,
+        ).where(Detection.status.in_(PENDING))
     ).all()
-    for det_id, owner, upload_name, attempts in rows:
+    for det_id, owner, upload_name, attempts, source_url, sha256 in rows:
         if _owner_alive(owner):
             continue
         same_owner = Detection.owner.is_(None) if owner is None else Detection.owner == owner
@@ -104,6 +105,7 @@ def recover_jobs() -> dict[str, int]:
             Detection.id == det_id, same_owner, Detection.status.in_(PENDING)
         )
         exists = bool(upload_name) and (upload_folder() / upload_name).is_file()
+        exists = exists or bool(source_url and not sha256)  # a link not downloaded yet
         if exists and (attempts or 0) < max_attempts:
             res = retry_locked(
                 lambda cas=cas: _execute_commit(

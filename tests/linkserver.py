@@ -1,0 +1,92 @@
+"""A local web server for the link tests: a threading ``http.server`` on 127.0.0.1 and a free
+port, serving the files of a folder plus a few routes that behave like the web does
+(redirects, a page with a ``<video>``, a file sent without its length, a slow drip).
+
+It records the headers of every request it gets, so tests can check what was (not) sent.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    server: LinkServer.HTTPServer
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        owner: LinkServer = self.server.owner  # type: ignore[attr-defined]
+        owner.requests.append((self.path, dict(self.headers.items())))
+        parts = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        if parts.path == "/redirect":
+            self.send_response(int(query.get("status", 302)))
+            self.send_header("Location", query["to"])
+            self.send_header("Set-Cookie", "session=secret; Path=/")
+            self.end_headers()
+            return
+        if parts.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.end_headers()
+            return
+        if parts.path.startswith("/unsized/"):  # no Content-Length: the cap must cut it
+            data = (Path(self.directory) / parts.path.removeprefix("/unsized/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if parts.path == "/drip":  # a byte every so often, for ever
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.end_headers()
+            try:
+                for _ in range(600):
+                    self.wfile.write(b"\0" * 64)
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            return
+        super().do_GET()
+
+    def guess_type(self, path):
+        if str(path).endswith(".txt"):
+            return "text/plain"
+        return super().guess_type(path)
+
+
+class LinkServer:
+    """``with LinkServer(folder) as server: server.url("/clip.mp4")``."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+        def handler(*args, **kwargs):
+            return _Handler(*args, directory=str(folder), **kwargs)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def __enter__(self) -> LinkServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,124 @@
+"""Intake of a link: check a URL's form, create its row(s), queue them. The worker fetches
+the file (:mod:`.downloads`), never the web request: a slow or huge download holds no web
+process, and every address is checked where the connection is made.
+
+A link's row is a Detection with ``source_url`` set, queued like an upload, judged by the
+model(s) asked for (one row per model; each downloads its own copy). Here only the URL's
+form is checked (scheme, host, no credentials, an address written as a number); the name's
+addresses are checked by the worker, at the moment it connects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from datetime import timedelta
+
+from flask import current_app
+
+from ..extensions import db
+from ..models import Detection, new_id, utcnow
+from .database import is_locked_error, retry_locked
+from .downloads import display_name, link_policy
+from .fetching import LinkError, check_url, refusal
+from .intake import BUSY_MESSAGE, UploadRejected, chosen_models, storage_rejection
+from .jobs import runner
+from .storage import is_storage_error
+
+log = logging.getLogger(__name__)
+
+NO_LINK_MESSAGE = "Paste the link to a video, a photo or a page with a video."
+
+
+def parse_urls(text: str | None) -> list[str]:
+    """The links of a text field: one per line (blank lines and surrounding spaces dropped)."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def check_link(url: str | None) -> str:
+    """The URL, stripped, if its form may be fetched; raises :class:`UploadRejected` (400)
+    with the fetch guard's message otherwise. A host written as an address is checked here
+    already; a name is resolved and checked by the worker."""
+    url = (url or "").strip()
+    if not current_app.config.get("LINKS_ENABLED", True):
+        raise UploadRejected(
+            "This server does not fetch links. Download the file and upload it.",
+            "links_disabled",
+            403,
+        )
+    try:
+        parts = check_url(url)
+        try:
+            ip = ipaddress.ip_address(parts.hostname or "")
+        except ValueError:
+            ip = None
+        if ip is not None:
+            why = refusal(ip, link_policy(current_app.config).allowed)
+            if why is not None:
+                raise LinkError(
+                    f"This link points to {why} ({ip}), which this server does not fetch "
+                    "from, for safety. Use a public link, or download the file and upload it.",
+                    "refused_address",
+                )
+    except LinkError as err:
+        raise UploadRejected(str(err), err.code, 400) from err
+    return url
+
+
+def create_link_detections(
+    url: str | None, owner_id: str, model: str | None = None, models: str | None = None
+) -> list[tuple[Detection, bool]]:
+    """Queue the file at ``url`` for ``owner_id`` (an existing Owner row), judged by
+    ``model`` and the ``models`` (as an upload, :func:`intake.chosen_models`). Returns
+    ``(detection, False)`` per model, the one ``model`` picks first (never reused: the
+    bytes are not known yet). Raises :class:`UploadRejected`."""
+    return create_link_analyses(url, owner_id, chosen_models(models, model))
+
+
+def create_link_analyses(
+    url: str | None, owner_id: str, versions: list[str | None]
+) -> list[tuple[Detection, bool]]:
+    """One queued row per model version for the link; nothing is fetched here."""
+    url = check_link(url)
+    versions = list(dict.fromkeys(versions)) or [chosen_models(None)[0]]
+    name = display_name(url)
+    created = utcnow()
+    rows = [
+        Detection(
+            id=new_id(),
+            filename=name,
+            source_url=url,
+            sha256="",
+            size_bytes=0,
+            media_type="link",
+            upload_name=None,
+            model_version=version,
+            status="queued",
+            stage="queued",
+            progress=0.0,
+            owner=runner().id,
+            owner_id=owner_id,
+            created_at=created + timedelta(microseconds=i),
+        )
+        for i, version in enumerate(versions)
+    ]
+
+    def insert() -> None:
+        db.session.add_all(rows)
+        db.session.commit()
+
+    try:
+        retry_locked(insert)
+    except Exception as err:
+        db.session.rollback()
+        if is_storage_error(err):
+            raise storage_rejection() from err
+        if is_locked_error(err):
+            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
+        raise
+    for det in rows:
+        try:
+            runner().submit(det.id)
+        except RuntimeError:  # the process is shutting down: the next start-up runs the job
+            log.warning("Job queue closed; detection %s will run after the restart", det.id)
+    return [(det, False) for det in rows]
