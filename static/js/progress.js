@@ -13,6 +13,8 @@
   var label = box.querySelector("[data-stage-label]");
   var queue = box.querySelector("[data-queue]");
   var steps = box.querySelectorAll("[data-stage]");
+  var announce = box.querySelector("[data-announce]");
+  var announced = "";
   // The stages listed on the page, in order ("download" first for a link); "align" shows
   // as part of "detect", "load" comes just before "decode", "save" completes all.
   var order = Array.prototype.map.call(steps, function (el) { return el.getAttribute("data-stage"); });
@@ -45,6 +47,14 @@
     }
     box.setAttribute("data-status", s.status);
     markStages(s.stage);
+    // Screen readers hear each new stage once (a polite live region), not every percent.
+    var words = s.status === "done" ? "Analysis finished. Opening the verdict."
+      : s.status === "failed" ? "The analysis failed. Opening the reason."
+      : s.stage_label;
+    if (announce && words !== announced) {
+      announce.textContent = words;
+      announced = words;
+    }
   }
 
   function poll() {
@@ -62,6 +72,8 @@
         failures = 0;
         render(s);
         if (s.status === "done" || s.status === "failed") {
+          // The reloaded page puts the focus on the verdict, so it is read out (site.js).
+          try { window.sessionStorage.setItem("faceproof-focus-verdict", s.id); } catch (e) { /* private mode */ }
           window.setTimeout(function () { window.location.reload(); }, 300);
           return;
         }

@@ -202,6 +202,16 @@
     }
   });
 
+  // A result that just finished while its page was open (progress.js): focus the verdict,
+  // so a screen reader reads it and the keyboard starts from there.
+  var verdict = document.getElementById("verdict-label");
+  var waited = null;
+  try { waited = window.sessionStorage.getItem("faceproof-focus-verdict"); } catch (e) { /* private mode */ }
+  if (waited) {
+    try { window.sessionStorage.removeItem("faceproof-focus-verdict"); } catch (e) { /* private mode */ }
+    if (verdict && window.location.pathname.indexOf(waited) >= 0) verdict.focus();
+  }
+
   // Forms that destroy something ask first.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
