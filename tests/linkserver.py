@@ -44,6 +44,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if parts.path.startswith("/slow/"):  # the whole file, with its length, over ~3 s
+            data = (Path(self.directory) / parts.path.removeprefix("/slow/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            step = max(1, len(data) // 30)
+            for i in range(0, len(data), step):
+                self.wfile.write(data[i : i + step])
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         if parts.path == "/drip":  # a byte every so often, for ever
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")

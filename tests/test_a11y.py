@@ -30,7 +30,12 @@ def site(tmp_path, model_dir, detector):
     """The site on a local port with the stand-in detector and one account."""
     from webapp import auth
 
-    app = make_app(tmp_path, MODEL_DIR=str(model_dir), DETECTOR_LOADER=lambda _dir: detector)
+    app = make_app(
+        tmp_path,
+        MODEL_DIR=str(model_dir),
+        DETECTOR_LOADER=lambda _dir: detector,
+        LINK_ALLOWED_NETWORKS="127.0.0.1/32",  # the link test's local media server
+    )
     with app.app_context():
         auth.create_user("reporter", "a long test password")
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -277,3 +282,56 @@ def test_verdict_colours_keep_their_contrast_on_the_tinted_cards():
         for text in (verdict, "muted", "ink-2"):
             ratio = contrast(colours[text], tint)
             assert ratio >= 4.5, f"--{text} on --{verdict}-bg: {ratio:.2f}:1"
+
+
+def test_a_link_by_keyboard_shows_its_download_then_the_verdict(site, browser, tmp_path):  # noqa: F811
+    """A link pasted into the form's link field (typed, then Tab and Enter): the result page
+    shows the download as a stage of its own, then the verdict with the link it came from."""
+    import media
+    from linkserver import LinkServer
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    shots = Path(__file__).resolve().parent.parent / "screenshots"
+    shots.mkdir(exist_ok=True)
+    folder = tmp_path / "site"
+    folder.mkdir()
+    media.face_clip(folder / "astronaut-pan.mp4")
+    with LinkServer(folder) as server:
+        url = server.url("/slow/astronaut-pan.mp4")
+        browser.get(site.url("/upload"))
+        tab_to(browser, lambda s: s["id"] == "urls")
+        browser.switch_to.active_element.send_keys(url)
+        browser.save_screenshot(str(shots / "link-form.png"))
+        tab_to(browser, lambda s: s["id"] == "submit")
+        press(browser, Keys.ENTER)
+        label = wait_for(browser, "#job [data-stage-label]")
+        deadline = time.monotonic() + 30
+        while label.text != "Downloading the link":
+            assert time.monotonic() < deadline, "the download stage was never shown"
+            time.sleep(0.1)
+            label = browser.find_element(By.CSS_SELECTOR, "#job [data-stage-label]")
+        steps = browser.find_elements(By.CSS_SELECTOR, "#job [data-stage]")
+        assert steps[0].get_attribute("data-stage") == "download"
+        # The bar moves while the file arrives (the server sends it over ~3 s).
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                seen.append(int(browser.find_element(By.ID, "job-progress").get_attribute("value")))
+            except Exception:  # noqa: BLE001 - the page reloads into the result
+                break
+            if seen[-1] >= 30:
+                browser.save_screenshot(str(shots / "link-downloading.png"))
+                break
+            time.sleep(0.1)
+        assert seen and max(seen) > 0, f"the download's progress never moved: {seen}"
+        verdict = wait_for(browser, "[data-verdict]", timeout=120)
+        assert verdict.text == "Likely real"
+        source = browser.find_element(By.CSS_SELECTOR, ".source-link a")
+        assert source.get_attribute("href") == url and source.text == url
+        browser.save_screenshot(str(shots / "link-result.png"))
+        browser.get(site.url("/history"))
+        assert url in browser.find_element(By.CSS_SELECTOR, ".source-link").get_attribute("title")
+        browser.save_screenshot(str(shots / "link-history.png"))
+        browser.get(site.url("/"))
+        browser.save_screenshot(str(shots / "link-landing.png"))

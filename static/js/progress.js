@@ -42,6 +42,8 @@
       queue.textContent = s.queue_position > 0
         ? s.queue_position + (s.queue_position === 1 ? " file" : " files") + " ahead of this one in the queue."
         : "Next in line.";
+    } else if (s.stage === "download") {
+      queue.textContent = "Fetching the file from the link \u2014 this page updates by itself.";
     } else {
       queue.textContent = "Analysing \u2014 this page updates by itself.";
     }

@@ -408,8 +408,10 @@ def save_body(
 
 
 def _read(response: http.client.HTTPResponse) -> bytes:
+    """What has arrived, up to CHUNK bytes (``read1``: no waiting for a full chunk, so the
+    progress moves and the deadline is checked while a slow server sends)."""
     try:
-        return response.read(CHUNK)
+        return response.read1(CHUNK)
     except (OSError, http.client.HTTPException) as err:
         raise LinkError(
             f"The connection broke during the download ({_why(err)}). Try again later.",
