@@ -102,6 +102,13 @@ def test_a_direct_link_is_fetched_analysed_and_shown_with_its_url(app, client, s
     assert url in client.get("/history").get_data(as_text=True)
     body = client.get(f"/api/v1/detections/{det_id}").json
     assert body["source_url"] == url and body["result"]["detection"]["source_url"] == url
+    # The PDF report names the link too.
+    from test_report import read_pdf, squeezed
+
+    pdf = client.get(f"/results/{det_id}/report.pdf")
+    assert pdf.status_code == 200, pdf.get_data(as_text=True)[:300]
+    _, text = read_pdf(pdf.data)
+    assert "Fetched from" in text and squeezed(url) in squeezed(text)
     # The server was asked for the file with no cookie or credentials.
     sent = [headers for path, headers in site.requests if path == "/astronaut-pan.mp4"]
     assert sent and not any(k.lower() in ("cookie", "authorization") for h in sent for k in h)
