@@ -36,6 +36,10 @@ def site(tmp_path: Path) -> LinkServer:
         "<!doctype html><html><head><title>Rally speech</title></head><body>"
         '<video controls src="astronaut-pan.mp4"></video></body></html>'
     )
+    (folder / "inside.html").write_text(
+        "<!doctype html><html><head><title>Inside</title></head><body>"
+        '<video controls src="http://10.0.0.9/secret.mp4"></video></body></html>'
+    )
     (folder / "empty.html").write_text(
         "<!doctype html><html><head><title>Nothing</title></head><body><p>No video.</p></body></html>"
     )
@@ -122,6 +126,12 @@ def test_api_takes_a_url_and_answers_queued(app, client, site):
     det = wait_for_job(app, response.json["id"])
     assert det.status == "done" and det.media_type == "image" and det.width == 512
     assert client.get(f"/api/v1/detections/{det.id}").json["status"] == "done"
+    # A JSON body works too; a file and a url together are refused.
+    as_json = client.post("/api/v1/detections", json={"url": site.url("/astronaut-pan.mp4")})
+    assert as_json.status_code == 202 and wait_for_job(app, as_json.json["id"]).status == "done"
+    with open(site.folder / "astronaut.jpg", "rb") as fh:
+        both = client.post("/api/v1/detections", data={"url": url, "file": (fh, "a.jpg")})
+    assert both.status_code == 400 and both.json["error"]["code"] == "file_and_url"
 
 
 def test_a_page_with_a_video_is_read_with_yt_dlp_behind_the_guard(app, client, site):
@@ -134,6 +144,19 @@ def test_a_page_with_a_video_is_read_with_yt_dlp_behind_the_guard(app, client, s
     assert det.source_url == site.url("/watch.html")
     paths = [path for path, _ in site.requests]
     assert "/watch.html" in paths and "/astronaut-pan.mp4" in paths
+
+
+def test_the_video_address_a_page_gives_is_checked_too(app, client, site):
+    det = failed_fetch(app, client, site.url("/inside.html"))
+    assert det.error_code == "refused_address" and "10.0.0.9" in det.error_message
+
+
+def test_a_page_behind_a_cookie_setting_redirect_gets_no_cookie_back(app, client, site):
+    response = client.post("/api/v1/detections", data={"url": site.url("/redirect?to=/watch.html")})
+    det = wait_for_job(app, response.json["id"])
+    assert det.status == "done", det.error_message
+    after = [h for path, h in site.requests if path in ("/watch.html", "/astronaut-pan.mp4")]
+    assert len(after) >= 2 and not any("Cookie" in h for h in after)
 
 
 def test_several_links_make_a_batch_with_refusals_listed(app, client, site):

@@ -47,6 +47,15 @@ def _queued(det, reused: bool, analyses=None):
     return response
 
 
+def _field(name: str) -> str | None:
+    """A form field, or a string member of a JSON body (a link needs no multipart)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        value = data.get(name) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
+    return request.form.get(name)
+
+
 @bp.post("/detections")
 @uploads_limit
 def create_detection():
@@ -56,14 +65,14 @@ def create_detection():
     per model, that one first. A link is fetched by the worker: its row starts queued."""
     try:
         file = intake.single_file(request.files.getlist("file"))
-        url = request.form.get("url")
+        url = _field("url")
         if url is not None and file is not None:
             raise intake.UploadRejected(
                 "Send a file or a url, not both, in one request.", "file_and_url"
             )
         if url is not None:
             analyses = links.create_link_detections(
-                url, ensure_owner(), request.form.get("model"), request.form.get("models")
+                url, ensure_owner(), _field("model"), _field("models")
             )
         else:
             analyses = intake.create_detections(

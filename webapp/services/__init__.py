@@ -8,6 +8,8 @@
 - ``presenters``: what views and the API show of a detection;
 - ``compare``: one file judged by several models: analysing again, the side-by-side panel;
 - ``batches``: several files at once (each through intake), the batch's items, totals, export;
+- ``links``: a link's row(s), queued; ``downloads``: the worker fetching a link's file;
+  ``fetching``: the address guard and pinned HTTP client; ``video_pages``: yt-dlp behind it;
 - ``modelcard``: the model's config, card and metrics as the pages show them;
 - ``database``: the few database helpers that differ between SQLite and PostgreSQL.
 

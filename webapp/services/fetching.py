@@ -254,8 +254,9 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-#: Request headers never sent, whoever asks (yt-dlp's format headers included).
-FORBIDDEN_HEADERS = {"cookie", "authorization", "proxy-authorization", "host"}
+#: Request headers never sent as asked, whoever asks (yt-dlp's format headers included):
+#: credentials and cookies never, the Host is the checked URL's, the body comes unencoded.
+FORBIDDEN_HEADERS = {"cookie", "authorization", "proxy-authorization", "host", "accept-encoding"}
 
 
 def _request(target: Target, policy: Policy, method: str, headers: dict[str, str]):

@@ -5,7 +5,7 @@ the video's own address with yt-dlp, every request it makes going through the gu
 yt-dlp never opens a connection of its own here: its network layer is given one request
 handler, :class:`GuardedRH`, which sends each request with :func:`fetching.open_url` (the
 address checks, the pinned connection, redirects checked hop by hop, no cookies or
-credentials). Its cookie file, ``.netrc``, cache and proxies are off. It only *finds* the
+credentials). Its cookie file, ``.netrc``, cache, proxies and JavaScript runtimes are off. It only *finds* the
 video; the caller downloads the address it finds with the same guard (see
 :mod:`.downloads`), so the media URL is checked as the page URL was. Formats that come in
 pieces (HLS, DASH) are not fetched: the message says to download the file and upload it.
@@ -116,6 +116,8 @@ def find_video(url: str, policy: Policy) -> FoundVideo:
         "check_formats": False,
         "match_filter": None,
         "geo_bypass": False,
+        "js_runtimes": {},  # no JavaScript runtime is started for a site's scripts
+        "remote_components": [],  # and nothing is fetched to run one
     }
     try:
         with GuardedYDL(options) as ydl:
