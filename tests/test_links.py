@@ -6,11 +6,12 @@ redirect), credentials, too large, not media, no video on the page, unreachable.
 from __future__ import annotations
 
 import ipaddress
+import time
 from pathlib import Path
 
 import media
 import pytest
-from conftest import QUEUE_MODES, detection_id_from, make_app, wait_for_job
+from conftest import QUEUE_MODES, detection_id_from, make_app, skip_or_fail_in_ci, wait_for_job
 from linkserver import LinkServer
 
 from webapp.extensions import db
@@ -300,6 +301,41 @@ def test_the_connection_goes_to_the_checked_address_not_a_second_lookup(
     assert site.requests[-1][1]["Host"] == f"pinned.invalid:{site.port}"
 
 
+@pytest.fixture
+def tls_site(tmp_path, site, monkeypatch):
+    """The same files over HTTPS, as ``media.test`` (resolving to 127.0.0.1), with a
+    certificate from a throw-away authority."""
+    import shutil
+
+    from linkserver import make_certificates
+
+    if not shutil.which("openssl"):
+        skip_or_fail_in_ci("the openssl command is not installed")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = make_certificates(certs, "media.test")
+    monkeypatch.setattr(fetching, "resolve_host", lambda host, port: ["127.0.0.1"])
+    with LinkServer(site.folder, tls=(cert, key)) as server:
+        server.ca = ca
+        yield server
+
+
+def test_https_is_pinned_to_the_checked_address_and_checks_the_name(
+    app, client, tls_site, monkeypatch
+):
+    """Connected to 127.0.0.1 (what the check saw), the TLS handshake still names
+    media.test and the certificate must be valid for it."""
+    url = tls_site.url("/astronaut.jpg", host="media.test")
+    untrusted = failed_fetch(app, client, url)  # the authority is not trusted yet
+    assert untrusted.error_code == "unreachable" and "certificate" in untrusted.error_message
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_site.ca))
+    response = client.post("/api/v1/detections", data={"url": url})
+    det = wait_for_job(app, response.json["id"])
+    assert det.status == "done", det.error_message
+    wrong_name = failed_fetch(app, client, tls_site.url("/astronaut.jpg", host="other.test"))
+    assert wrong_name.error_code == "unreachable" and "certificate" in wrong_name.error_message
+
+
 @pytest.mark.parametrize("path", ["/astronaut-pan.mp4", "/unsized/astronaut-pan.mp4"])
 def test_too_large_is_refused_with_or_without_a_length(
     tmp_path, model_dir, detector, queue_mode, site, path
@@ -342,11 +378,16 @@ def test_unreachable_and_missing_are_told_apart(app, client, site):
     assert det.error_code == "unreachable" and "could not be reached" in det.error_message
 
 
-def test_a_slow_download_stops_at_the_deadline(tmp_path, model_dir, detector, queue_mode, site):
+@pytest.mark.parametrize("path", ["/drip", "/stall"])
+def test_a_slow_server_is_cut_at_the_deadline(tmp_path, model_dir, detector, queue_mode, site, path):
+    """A body sent a little at a time, or headers that never end (each piece well within
+    the per-read timeout): the whole fetch still stops at LINK_DOWNLOAD_SECONDS."""
     app = link_app(tmp_path, model_dir, detector, queue_mode, LINK_DOWNLOAD_SECONDS=1.0)
     try:
-        det = failed_fetch(app, app.test_client(), site.url("/drip"))
+        started = time.monotonic()
+        det = failed_fetch(app, app.test_client(), site.url(path))
         assert det.error_code == "unreachable" and "longer than 1 s" in det.error_message
+        assert time.monotonic() - started < 4.0  # not the 5-s read timeout, not 20 s of drip
     finally:
         app.extensions["detection_runner"].shutdown()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-import time
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
@@ -113,7 +112,7 @@ def download_link(config: Any, det: Detection, report: Callable[[str, float], No
 
 def _fetch(url: str, dest: Path, policy: Policy, report: Callable[[str, float], None]):
     """Download a direct file, or the video a page holds. Returns (Download, title)."""
-    deadline = time.monotonic() + policy.total_seconds
+    policy.start()  # the time limit covers the page, yt-dlp and the file together
 
     def progress(size: int, total: int | None) -> None:
         whole = total or policy.max_bytes
@@ -135,7 +134,7 @@ def _fetch(url: str, dest: Path, policy: Policy, report: Callable[[str, float], 
     if not (kind.startswith(MEDIA_PREFIXES) or kind in UNTYPED):
         close_response(response)
         raise not_media(kind)
-    return save_body(response, final, dest, policy, progress, deadline), title
+    return save_body(response, final, dest, policy, progress), title
 
 
 def not_media(kind: str) -> LinkError:

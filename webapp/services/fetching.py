@@ -24,11 +24,13 @@ Every refusal is a :class:`LinkError` whose message a person can act on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -90,10 +92,29 @@ class Policy:
     allowed: tuple[Network, ...] = ()
     timeout: float = 15.0  # seconds per socket operation
     total_seconds: float = 300.0  # seconds for the whole fetch
+    #: ``time.monotonic()`` by which everything must be done (set by :meth:`start`); a
+    #: connection still open then is cut, even one a server holds open byte by byte.
+    deadline: float | None = None
     max_redirects: int = 5
     #: Name -> addresses; None: :func:`resolve_host` (looked up at each call, so tests may
     #: replace it).
     resolve: Callable[[str, int], list[str]] | None = None
+
+    def start(self) -> Policy:
+        """Start the clock of :attr:`total_seconds` (once; later calls keep it)."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.total_seconds
+        return self
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def too_slow(self) -> LinkError:
+        return LinkError(
+            f"The download took longer than {self.total_seconds:.0f} s and was stopped. The "
+            "server is too slow; try again later, or download the file and upload it.",
+            "unreachable",
+        )
 
     @classmethod
     def from_settings(
@@ -232,26 +253,43 @@ def check_target(url: str, policy: Policy) -> Target:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    """An HTTP connection to a checked address, whatever the name resolves to now."""
+    """An HTTP connection to a checked address, whatever the name resolves to now, cut at
+    the policy's deadline."""
 
-    def __init__(self, target: Target, address: str, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout)
+    def __init__(self, target: Target, address: str, policy: Policy):
+        super().__init__(target.host, target.port, timeout=policy.timeout)
         self._address = address
+        self._policy = policy
+        self.watchdog: threading.Timer | None = None
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.watchdog = _watch(sock, self._policy)
+        return sock
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._open()
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        super().close()
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class _PinnedHTTPS(_PinnedHTTP, http.client.HTTPSConnection):
     """HTTPS to a checked address; the certificate is still checked against the name."""
 
-    def __init__(self, target: Target, address: str, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, target: Target, address: str, policy: Policy):
+        http.client.HTTPSConnection.__init__(
+            self, target.host, target.port, timeout=policy.timeout,
+            context=ssl.create_default_context(),
+        )
         self._address = address
+        self._policy = policy
+        self.watchdog = None
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._context.wrap_socket(self._open(), server_hostname=self.host)
 
 
 #: Request headers never sent as asked, whoever asks (yt-dlp's format headers included):
@@ -264,9 +302,12 @@ def _request(target: Target, policy: Policy, method: str, headers: dict[str, str
     sent = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
     sent |= {k: v for k, v in headers.items() if k.lower() not in FORBIDDEN_HEADERS}
     last: Exception | None = None
+    policy.start()
     for address in target.addresses:
+        if policy.expired():
+            raise policy.too_slow()
         cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
-        conn = cls(target, address, policy.timeout)
+        conn = cls(target, address, policy)
         try:
             conn.request(method, target.path, headers=sent)
             response = conn.getresponse()
@@ -290,6 +331,21 @@ def _request(target: Target, policy: Policy, method: str, headers: dict[str, str
     ) from last
 
 
+def _watch(sock: socket.socket, policy: Policy) -> threading.Timer | None:
+    """Cut ``sock`` at the policy's deadline (a blocked read then ends at once)."""
+    if policy.deadline is None:
+        return None
+
+    def cut() -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, policy.deadline - time.monotonic()), cut)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def _why(err: Exception | None) -> str:
     if isinstance(err, TimeoutError | socket.timeout):
         return "no answer in time"
@@ -306,7 +362,12 @@ def open_url(
     Raises LinkError: refused, unreachable, too many redirects, an HTTP error status."""
     for _hop in range(policy.max_redirects + 1):
         target = check_target(url, policy)
-        response = _request(target, policy, method, headers or {})
+        try:
+            response = _request(target, policy, method, headers or {})
+        except LinkError:
+            if policy.expired():
+                raise policy.too_slow() from None
+            raise
         if response.status in REDIRECTS:
             location = response.getheader("Location")
             close_response(response)
@@ -371,12 +432,12 @@ def save_body(
     dest: Path,
     policy: Policy,
     progress: Callable[[int, int | None], None] | None = None,
-    deadline: float | None = None,
 ) -> Download:
-    """Stream the response body to ``dest`` (created), cut at ``policy.max_bytes``, within
-    ``deadline`` (a ``time.monotonic()`` value). Closes the response. Raises LinkError."""
+    """Stream the response body to ``dest`` (created), cut at ``policy.max_bytes``, by the
+    policy's deadline. Closes the response. Raises LinkError (a body shorter than the
+    server announced, or cut by the deadline, is never kept)."""
     limit = policy.max_bytes
-    deadline = deadline or time.monotonic() + policy.total_seconds
+    policy.start()
     try:
         total = int(response.getheader("Content-Length") or "")
     except ValueError:
@@ -387,20 +448,24 @@ def save_body(
         digest = hashlib.sha256()
         size = 0
         with open(dest, "xb") as out:
-            while chunk := _read(response):
+            while chunk := _read(response, policy):
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise too_large_error(limit)
-                if time.monotonic() > deadline:
-                    raise LinkError(
-                        f"The download took longer than {policy.total_seconds:.0f} s and was "
-                        "stopped. The server is too slow; try again later or upload the file.",
-                        "unreachable",
-                    )
+                if policy.expired():
+                    raise policy.too_slow()
                 digest.update(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress(size, total)
+            if policy.expired():
+                raise policy.too_slow()
+            if total is not None and size < total:
+                raise LinkError(
+                    f"The connection broke during the download ({size:,} of {total:,} bytes "
+                    "arrived). Try again later.",
+                    "unreachable",
+                )
     finally:
         close_response(response)
     if size == 0:
@@ -408,12 +473,14 @@ def save_body(
     return Download(dest, size, digest.hexdigest(), content_type(response), url)
 
 
-def _read(response: http.client.HTTPResponse) -> bytes:
+def _read(response: http.client.HTTPResponse, policy: Policy) -> bytes:
     """What has arrived, up to CHUNK bytes (``read1``: no waiting for a full chunk, so the
     progress moves and the deadline is checked while a slow server sends)."""
     try:
         return response.read1(CHUNK)
-    except (OSError, http.client.HTTPException) as err:
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        if policy.expired():  # cut by the watchdog
+            raise policy.too_slow() from err
         raise LinkError(
             f"The connection broke during the download ({_why(err)}). Try again later.",
             "unreachable",
