@@ -124,6 +124,8 @@ def test_api_takes_a_url_and_answers_queued(app, client, site):
     response = client.post("/api/v1/detections", data={"url": url})
     assert response.status_code == 202, response.json
     assert response.json["source_url"] == url
+    if response.json["status"] == "queued":  # threads: not fetched yet (Celery here: eager)
+        assert response.json["media_type"] == "link" and response.json["sha256"] is None
     det = wait_for_job(app, response.json["id"])
     assert det.status == "done" and det.media_type == "image" and det.width == 512
     assert client.get(f"/api/v1/detections/{det.id}").json["status"] == "done"

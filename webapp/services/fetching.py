@@ -299,8 +299,9 @@ FORBIDDEN_HEADERS = {"cookie", "authorization", "proxy-authorization", "host", "
 
 def _request(target: Target, policy: Policy, method: str, headers: dict[str, str]):
     """Send one request to the first checked address that answers; the response."""
-    sent = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
-    sent |= {k: v for k, v in headers.items() if k.lower() not in FORBIDDEN_HEADERS}
+    sent = {"user-agent": USER_AGENT, "accept": "*/*"}
+    sent |= {k.lower(): v for k, v in headers.items() if k.lower() not in FORBIDDEN_HEADERS}
+    sent["accept-encoding"] = "identity"
     last: Exception | None = None
     policy.start()
     for address in target.addresses:
@@ -311,11 +312,17 @@ def _request(target: Target, policy: Policy, method: str, headers: dict[str, str
         try:
             conn.request(method, target.path, headers=sent)
             response = conn.getresponse()
+        except ssl.SSLCertVerificationError as err:
+            conn.close()
+            raise LinkError(
+                f"The site's certificate is not valid for {target.host} "
+                f"({err.verify_message or 'not trusted'}), so nothing was fetched.",
+                "unreachable",
+            ) from err
         except ssl.SSLError as err:
             conn.close()
             raise LinkError(
-                f"The secure connection to {target.host} failed ({err.reason or 'certificate'}"
-                "). The site's certificate is not valid for this name.",
+                f"The secure connection to {target.host} failed ({err.reason or err}).",
                 "unreachable",
             ) from err
         except (OSError, http.client.HTTPException) as err:

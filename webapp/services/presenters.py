@@ -90,8 +90,9 @@ def summary_dict(det: Detection) -> dict[str, Any]:
         **status_dict(det),
         "filename": det.filename,
         "source_url": det.source_url,
-        "sha256": det.sha256,
-        "size_bytes": det.size_bytes,
+        # A link not fetched yet has no bytes to describe (its media_type is "link").
+        "sha256": None if det.awaiting_download else det.sha256,
+        "size_bytes": None if det.awaiting_download else det.size_bytes,
         "media_type": det.media_type,
         "created_at": iso(det.created_at),
         "started_at": iso(det.started_at),
