@@ -223,6 +223,7 @@ def analyse_again(det: Detection, model: str | None) -> tuple[Detection, bool]:
         row = Detection(
             id=det_id,
             filename=det.filename,
+            source_url=det.source_url,  # the same bytes, fetched from that link
             sha256=det.sha256,
             size_bytes=det.size_bytes,
             media_type=det.media_type,
