@@ -187,6 +187,45 @@ def test_api_batch_takes_urls(app, client, site):
     assert failed.status == "failed" and failed.error_code == "not_media"
 
 
+def test_a_link_judged_by_every_model_side_by_side(tmp_path, queue_mode, site):
+    """``models=all``: one row per model, each fetching the link; the rows of one link stay
+    together before the file is in (never mixed with another link's) and share its SHA-256
+    after; a batch of two links keeps each link's models apart."""
+    from test_compare import NEW, OLD, two_model_app
+
+    app = two_model_app(tmp_path, LINK_ALLOWED_NETWORKS=LOCAL, **QUEUE_MODES[queue_mode])
+    try:
+        client = app.test_client()
+        answer = client.post(
+            "/api/v1/detections", data={"url": site.url("/astronaut.jpg"), "models": "all"}
+        ).json
+        assert [a["model_version"] for a in answer["analyses"]] == [NEW, OLD]
+        done = [wait_for_job(app, a["id"]) for a in answer["analyses"]]
+        assert [d.status for d in done] == ["done", "done"]
+        assert done[0].sha256 == done[1].sha256 and len(done[0].sha256) == 64
+        assert [d.verdict for d in done] == ["fake", "inconclusive"]
+        compared = client.get(f"/api/v1/detections/{done[0].id}/analyses").json
+        assert sorted(i["model_version"] for i in compared["items"]) == sorted([NEW, OLD])
+
+        slow = [site.url("/slow/astronaut.jpg"), site.url("/slow/astronaut-pan.mp4")]
+        batch = client.post("/api/v1/batches", data={"url": slow, "models": "all"}).json
+        for item in batch["items"]:  # (with threads: still downloading) each link's own rows
+            ids = [a["detection_id"] for a in item["analyses"]]
+            assert len(ids) == 2 and {row(app, i).source_url for i in ids} == {item["filename"]}
+        for item in batch["items"]:
+            for analysis in item["analyses"]:
+                assert wait_for_job(app, analysis["detection_id"]).status == "done"
+        after = client.get(f"/api/v1/batches/{batch['id']}").json
+        for item in after["items"]:
+            kinds = {a["detection_id"]: row(app, a["detection_id"]) for a in item["analyses"]}
+            assert [a["model_version"] for a in item["analyses"]] == [NEW, OLD]
+            assert {d.source_url for d in kinds.values()} == {item["filename"]}
+            assert len({d.sha256 for d in kinds.values()}) == 1
+        assert after["totals"]["analyses"]["done"] == 4
+    finally:
+        app.extensions["detection_runner"].shutdown()
+
+
 # --------------------------------------------------------------------------- refusals
 
 

@@ -53,6 +53,12 @@ STAGE_LABELS = {
 }
 
 
+#: ``sha256`` of a link's rows until the worker has its file: this prefix and the id of the
+#: link's first row, so the rows of one link (one per model) stay together and never match
+#: an upload's hash.
+PENDING_LINK = "link:"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -79,7 +85,8 @@ class Detection(db.Model):
     #: Random name of the stored upload under UPLOAD_FOLDER; None once deleted.
     upload_name: Mapped[str | None] = mapped_column(String(64))
     #: The link the file was fetched from (``url=``), None for an upload. Until the worker
-    #: has downloaded it, ``media_type`` is "link", ``sha256`` "" and ``size_bytes`` 0.
+    #: has downloaded it, ``media_type`` is "link", ``sha256`` PENDING_LINK + an id, and
+    #: ``size_bytes`` 0.
     source_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
@@ -130,7 +137,7 @@ class Detection(db.Model):
     @property
     def awaiting_download(self) -> bool:
         """A detection from a link whose file has not been downloaded yet."""
-        return bool(self.source_url) and not self.sha256
+        return bool(self.source_url) and self.sha256.startswith(PENDING_LINK)
 
     @property
     def kind_label(self) -> str:

@@ -210,6 +210,13 @@ def analyse_again(det: Detection, model: str | None) -> tuple[Detection, bool]:
     existing = find_existing(det.sha256, version, det.owner_id)
     if existing is not None:
         return existing, True
+    if det.awaiting_download:
+        raise UploadRejected(
+            "This link's file is still being downloaded: ask for another model once it is in, "
+            "or send the link again with that model.",
+            "link_not_fetched",
+            409,
+        )
     det_id = new_id()
     folder = storage.upload_folder()
     sources = stored_uploads(det)

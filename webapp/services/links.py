@@ -17,7 +17,7 @@ from datetime import timedelta
 from flask import current_app
 
 from ..extensions import db
-from ..models import Detection, new_id, utcnow
+from ..models import PENDING_LINK, Detection, new_id, utcnow
 from .database import is_locked_error, retry_locked
 from .downloads import display_name, link_policy
 from .fetching import LinkError, check_url, refusal
@@ -83,12 +83,13 @@ def create_link_analyses(
     versions = list(dict.fromkeys(versions)) or [chosen_models(None)[0]]
     name = display_name(url)
     created = utcnow()
+    ids = [new_id() for _ in versions]
     rows = [
         Detection(
-            id=new_id(),
+            id=ids[i],
             filename=name,
             source_url=url,
-            sha256="",
+            sha256=PENDING_LINK + ids[0],  # the link's rows together until the file is in
             size_bytes=0,
             media_type="link",
             upload_name=None,

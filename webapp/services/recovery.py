@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..models import Detection, utcnow
+from ..models import PENDING_LINK, Detection, utcnow
 from .database import _execute_commit, retry_locked
 from .presenters import PENDING
 from .storage import _listdir, results_folder, upload_folder
@@ -105,7 +105,7 @@ def recover_jobs() -> dict[str, int]:
             Detection.id == det_id, same_owner, Detection.status.in_(PENDING)
         )
         exists = bool(upload_name) and (upload_folder() / upload_name).is_file()
-        exists = exists or bool(source_url and not sha256)  # a link not downloaded yet
+        exists = exists or bool(source_url and sha256.startswith(PENDING_LINK))  # fetch again
         if exists and (attempts or 0) < max_attempts:
             res = retry_locked(
                 lambda cas=cas: _execute_commit(
