@@ -211,6 +211,7 @@ def test_a_link_judged_by_every_model_side_by_side(tmp_path, queue_mode, site):
         batch = client.post("/api/v1/batches", data={"url": slow, "models": "all"}).json
         for item in batch["items"]:  # (with threads: still downloading) each link's own rows
             ids = [a["detection_id"] for a in item["analyses"]]
+            assert item["sha256"] is None or len(item["sha256"]) == 64  # no placeholder shown
             assert len(ids) == 2 and {row(app, i).source_url for i in ids} == {item["filename"]}
         for item in batch["items"]:
             for analysis in item["analyses"]:

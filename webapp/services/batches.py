@@ -397,7 +397,7 @@ def item_dict(
         "filename": item.filename,
         "size_bytes": item.size_bytes,
         "reused": bool(item.reused),
-        "sha256": det.sha256 if det else None,
+        "sha256": det.sha256 if det and not det.awaiting_download else None,
         "media_type": det.media_type if det else None,
     }
     if state == "rejected":
