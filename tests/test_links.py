@@ -227,6 +227,27 @@ def test_a_link_judged_by_every_model_side_by_side(tmp_path, queue_mode, site):
         app.extensions["detection_runner"].shutdown()
 
 
+def test_a_link_deleted_while_it_downloads_leaves_nothing(tmp_path, model_dir, detector, site):
+    app = link_app(tmp_path, model_dir, detector, "threads")  # (eager Celery cannot overlap)
+    try:
+        client = app.test_client()
+        det_id = client.post(
+            "/api/v1/detections", data={"url": site.url("/slow/astronaut-pan.mp4")}
+        ).json["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/v1/detections/{det_id}").json["stage"] != "download":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.delete(f"/api/v1/detections/{det_id}").status_code == 204
+        app.extensions["detection_runner"].wait(det_id, timeout=60)
+        for key in ("UPLOAD_FOLDER", "RESULTS_FOLDER"):
+            assert [p for p in Path(app.config[key]).rglob("*") if p.is_file()] == []
+        with app.app_context():
+            assert db.session.get(Detection, det_id) is None
+    finally:
+        app.extensions["detection_runner"].shutdown()
+
+
 # --------------------------------------------------------------------------- refusals
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import shutil
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
@@ -70,6 +71,7 @@ def download_link(config: Any, det: Detection, report: Callable[[str, float], No
     part = folder / f"{det.id}.download"
     part.unlink(missing_ok=True)
     stored: Path | None = None
+    rdir = result_dir(det.id)
     try:
         report("download", 0.0)
         got, title = _fetch(det.source_url or "", part, policy, report)
@@ -77,7 +79,6 @@ def download_link(config: Any, det: Detection, report: Callable[[str, float], No
         ext = _extension(got.url, got.content_type, info.media_type)
         stored = folder / f"{det.id}.{ext}"
         os.replace(part, stored)
-        rdir = result_dir(det.id)
         rdir.mkdir(parents=True, exist_ok=True)
         make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
         name = display_name(got.url, title, ext)
@@ -105,8 +106,9 @@ def download_link(config: Any, det: Detection, report: Callable[[str, float], No
     except BaseException:
         db.session.rollback()
         part.unlink(missing_ok=True)
-        if stored is not None:
+        if stored is not None:  # probed and stored: its thumbnail and folder go too
             stored.unlink(missing_ok=True)
+            shutil.rmtree(rdir, ignore_errors=True)
         raise
 
 
