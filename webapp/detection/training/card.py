@@ -46,6 +46,39 @@ def _group_rows(block: dict[str, Any]) -> list[str]:
     return rows
 
 
+def trust_rows(t: dict[str, Any]) -> list[str]:
+    """The real-footage validation as markdown: false alarms per kind of real footage (with the
+    number each rests on), generator families, in-domain crops, calibration and the shortcut audit."""
+    def rate(k: int, n: int) -> str:
+        return f"{k} of {n} ({k / n:.0%})" if n else "–"
+
+    lines = ["Every real clip and photo scored by heads that never trained on its recording or photo source, "
+             "nor on any fake of its generator method (`python -m benchmarks.trust`).", "",
+             "| real footage | n | called \"likely fake\" | called \"likely real\" | mean score |", "|---|---|---|---|---|"]
+    for kind, r in t.get("false_alarms", {}).items():
+        lines.append(f"| {kind} | {r['n']} | {rate(r['fake'], r['n'])} | {rate(r['real'], r['n'])} | {_fmt(r['mean_p'])} |")
+    lines += ["", "| generator family (held out whole) | n | AUC against real clips | called \"likely fake\" | called \"likely real\" |",
+              "|---|---|---|---|---|"]
+    for fam, r in t.get("families", {}).items():
+        lines.append(f"| {fam} | {r['n']} | {_fmt(r['auc'])} | {rate(r['fake'], r['n'])} | {rate(r['real'], r['n'])} |")
+    for what in ("clips", "photos"):
+        s = t.get(what) or {}
+        if s:
+            lines.append(f"\n{what.capitalize()}: n {s['n']}, AUC {_fmt(s.get('auc'))}, fakes called \"likely fake\" at 2% of "
+                         f"reals {_fmt(s.get('tpr_at_2pct_fpr'))}, calibration error (ECE) {_fmt(s.get('ece'))}; fakes called "
+                         f"fake {s['fakes_called_fake'][0]} of {s['fakes_called_fake'][1]}, reals called fake "
+                         f"{s['reals_called_fake'][0]} of {s['reals_called_fake'][1]}.")
+    for src, r in (t.get("in_domain") or {}).items():
+        lines.append(f"\nIn-domain test {src} ({r['n']}): AUC {_fmt(r['auc'])}, fakes called \"likely fake\" "
+                     f"{r['fakes_called_fake']:.0%} with {r['reals_called_fake']:.1%} of reals; at 2% of reals {r['tpr_at_2pct_fpr']:.0%}.")
+    if t.get("ece_by_kind"):
+        lines.append("\nCalibration error (ECE) per kind: " + ", ".join(f"{k} {v}" for k, v in t["ece_by_kind"].items()) + ".")
+    if t.get("audit_real"):
+        lines.append("\nShortcut audit (Spearman correlation of real clips' scores with): " +
+                     ", ".join(f"{k} {v}" for k, v in t["audit_real"].items()) + ".")
+    return lines
+
+
 def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
     m = cfg.metrics
     counts = m.get("counts", {})
@@ -82,8 +115,11 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
                      f"{cfg.clip_fake_above} (real footage scores higher as a clip than as one photo)")
     if "thresholds" in notes:
         t = notes["thresholds"]
-        lines.append(f"- Threshold rule: {t['rule']}. On validation this gives a false-alarm rate of "
-                     f"{t['val_false_alarm_rate']:.1%} and calls {t['val_fake_called_real_rate']:.1%} of fakes real.")
+        if "val_false_alarm_rate" in t:
+            lines.append(f"- Threshold rule: {t['rule']}. On validation this gives a false-alarm rate of "
+                         f"{t['val_false_alarm_rate']:.1%} and calls {t['val_fake_called_real_rate']:.1%} of fakes real.")
+        else:
+            lines.append(f"- Threshold rule: {t['rule']}.")
     if cfg.min_face_px or cfg.vouch_face_px:
         from ..result import face_lines
 
@@ -123,6 +159,8 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
         lines.append("\nFace found by the chip function (dlib HOG on the reflect-padded crop): " +
                      ", ".join(f"{k} {v:.1%}" for k, v in notes["face_found_rate"].items()) +
                      ". Crops with no face found were left out.")
+    if m.get("trust"):
+        lines += ["", "## Real-footage validation (out of fold)", ""] + trust_rows(m["trust"])
     if m.get("analyze"):
         lines += ["", "## Through the site's analyze(): unseen generators and held-out test items", "",
                   "Measured with `python -m benchmarks.generalisation --model model/VERSION --write-metrics`: the "
