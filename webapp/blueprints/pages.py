@@ -50,7 +50,8 @@ def info():
 def model_card():
     """Every model of the registry with its measured rows and its card, the default first."""
     models = catalog.models()
-    return render_template("pages/model.html", models=models, compared=catalog.compared(models))
+    return render_template("pages/model.html", models=models, compared=catalog.compared(models),
+                           trust=catalog.trust_compared(models))
 
 
 def upload_limits() -> dict:
