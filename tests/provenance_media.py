@@ -35,16 +35,18 @@ class Pki:
     key_pem: bytes  # the end entity's private key (PKCS#8)
 
 
-def make_pki(org: str = "Faceproof Test Generator", days: int = 30) -> Pki:
+def make_pki(org: str = "Faceproof Test Generator", days: int = 30,
+             root_org: str | None = None) -> Pki:
+    """A root CA (of ``root_org``, default ``org``) and ``org``'s signing certificate."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    def name(cn: str) -> x509.Name:
+    def name(cn: str, o: str = org) -> x509.Name:
         return x509.Name([
             x509.NameAttribute(NameOID.COMMON_NAME, cn),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, o),
         ])
 
     def usage(**on: bool) -> x509.KeyUsage:
@@ -57,8 +59,8 @@ def make_pki(org: str = "Faceproof Test Generator", days: int = 30) -> Pki:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     root = (
         x509.CertificateBuilder()
-        .subject_name(name(f"{org} Root CA"))
-        .issuer_name(name(f"{org} Root CA"))
+        .subject_name(name(f"{root_org or org} Root CA", root_org or org))
+        .issuer_name(name(f"{root_org or org} Root CA", root_org or org))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))

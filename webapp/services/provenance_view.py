@@ -10,7 +10,7 @@ import csv
 import io
 from typing import Any
 
-from ..detection.provenance import ABSENCE_NOTE
+from ..detection.provenance import ABSENCE_NOTE, INVALID_NOTE, SIGNED_NOTE, UNSIGNED_NOTE
 
 #: A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -33,11 +33,10 @@ def credential_rows(cc: dict[str, Any]) -> list[tuple[str, str]]:
     if cc.get("claim_generator"):
         rows.append(("Written by", cc["claim_generator"]))
     signer = cc.get("signer") or {}
-    if signer.get("name") or signer.get("organisation"):
-        who = signer.get("name") or ""
-        if signer.get("organisation") and signer["organisation"] != who:
-            who = f"{who} ({signer['organisation']})" if who else signer["organisation"]
-        rows.append(("Signed by", who + " (the name in the signer's certificate)"))
+    name, org = signer.get("name"), signer.get("organisation")
+    if name or org:
+        who = f"{name}, of {org}" if name and org and org != name else (name or org)
+        rows.append(("Signed by", f"{who} (as the signing certificate names them)"))
     if cc.get("state") in ("valid", "invalid"):
         rows.append(("Signed at", cc.get("signed_at") or "Not recorded (no trusted time-stamp)."))
         rows.append(("Signature", "Valid." if cc.get("signature") == "valid" else "Does not validate."))
@@ -67,16 +66,25 @@ def credential_rows(cc: dict[str, Any]) -> list[tuple[str, str]]:
 def provenance_view(result: dict[str, Any]) -> dict[str, Any]:
     """What the "What the file says about itself" panel draws.
 
-    ``{"checked", "first", "found", "headline", "cc", "rows", "lines", "absence_note"}``:
+    ``{"checked", "first", "found", "headline", "cc", "rows", "lines", "notes"}``:
     ``checked`` False for a result stored before files were read for this; ``first`` when a
     valid manifest declares AI generation (the panel goes above the verdict); ``found`` when
     anything at all was found.
     """
     prov = result.get("provenance")
     if not isinstance(prov, dict):
-        return {"checked": False, "first": False, "found": False, "absence_note": ABSENCE_NOTE}
+        return {"checked": False, "first": False, "found": False, "notes": []}
     cc = prov.get("content_credentials") or {}
     lines = prov.get("file_says") or []
+    notes = []
+    if cc.get("state") == "valid":
+        notes.append(SIGNED_NOTE)
+    elif cc.get("present"):
+        notes.append(INVALID_NOTE)
+    if lines:
+        notes.append(UNSIGNED_NOTE)
+    if not cc.get("present"):
+        notes.append(ABSENCE_NOTE)
     return {
         "checked": True,
         "first": bool(prov.get("declares_ai")),
@@ -86,7 +94,7 @@ def provenance_view(result: dict[str, Any]) -> dict[str, Any]:
         "rows": credential_rows(cc) if cc.get("present") else [],
         "lines": lines,
         "metadata_ai": bool(prov.get("metadata_declares_ai")),
-        "absence_note": ABSENCE_NOTE,
+        "notes": notes,
     }
 
 
@@ -112,6 +120,6 @@ def provenance_csv(result: dict[str, Any]) -> str:
         writer.writerow([_cell(x) for x in ("content_credentials", "", "C2PA", label, "", words)])
     for item in view["lines"]:
         writer.writerow(["file_says"] + [_cell(item.get(k)) for k in ("kind", "source", "field", "value", "text")])
-    if not view["found"]:
-        writer.writerow(["note", "", "", "", "", view["absence_note"]])
+    for note in view["notes"]:
+        writer.writerow(["note", "", "", "", "", note])
     return buf.getvalue()

@@ -32,8 +32,23 @@ log = logging.getLogger(__name__)
 ABSENCE_NOTE = (
     "Most platforms (social networks, messengers, many upload sites) strip metadata and Content "
     "Credentials when they re-encode a file, and anyone can remove them: their absence proves "
-    "nothing, either way. Unsigned fields (EXIF, XMP, text chunks, container tags) can also be "
-    "written by anyone, so they are claims, not proof."
+    "nothing, either way."
+)
+#: What unsigned metadata is worth.
+UNSIGNED_NOTE = (
+    "Unsigned fields (EXIF, XMP, PNG text chunks, container tags) can be written or changed by "
+    "anyone: they are claims, not proof."
+)
+#: What a valid signature does and does not show.
+SIGNED_NOTE = (
+    "A valid signature shows who signed these statements and that the file has not changed "
+    "since; it does not make them true, and the signer's name means little unless the signer "
+    "is on a trust list."
+)
+#: What Content Credentials that do not validate are worth.
+INVALID_NOTE = (
+    "Content Credentials that do not validate cannot be relied on: what they say may have been "
+    "true of an earlier version of the file, or never."
 )
 
 
