@@ -197,3 +197,44 @@ def test_source_type_words():
     assert source_type("somethingNew") == {
         "code": "somethingNew", "uri": "somethingNew", "words": "described as “somethingNew”", "kind": "other",
     }
+
+
+def _clip(path, fmt: str, codec: str = "mpeg4"):
+    import av
+
+    frame = media.astronaut()[100:340, 100:420].copy()
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=15)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(6):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_which_upload_formats_can_carry_content_credentials(tmp_path, pki):
+    """Of the site's formats, c2pa-python signs and validates JPEG, PNG, WebP, MP4, MOV and
+    AVI (and the signed files still decode); BMP, MKV and WebM cannot carry a manifest."""
+    import av
+
+    photo = media.astronaut()
+    Image.fromarray(photo).save(tmp_path / "a.webp")
+    Image.fromarray(photo).save(tmp_path / "a.bmp")
+    _clip(tmp_path / "a.mov", "mov")
+    _clip(tmp_path / "a.avi", "avi")
+    _clip(tmp_path / "a.mkv", "matroska")
+    _clip(tmp_path / "a.webm", "webm", "libvpx")
+    for name in ("a.webp", "a.mov", "a.avi"):
+        signed = pm.sign(tmp_path / name, tmp_path / f"signed-{name}", pki)
+        assert read_credentials(signed)["state"] == "valid", name
+        if name == "a.webp":
+            Image.open(signed).load()
+        else:
+            with av.open(str(signed)) as container:
+                assert sum(1 for _ in container.decode(video=0)) == 6, name
+    for name in ("a.bmp", "a.mkv", "a.webm"):
+        with pytest.raises(Exception, match="unsupported"):
+            pm.sign(tmp_path / name, tmp_path / f"signed-{name}", pki)
+        assert read_credentials(tmp_path / name)["state"] == "unsupported", name
