@@ -238,3 +238,26 @@ def test_which_upload_formats_can_carry_content_credentials(tmp_path, pki):
         with pytest.raises(Exception, match="unsupported"):
             pm.sign(tmp_path / name, tmp_path / f"signed-{name}", pki)
         assert read_credentials(tmp_path / name)["state"] == "unsupported", name
+
+
+def test_xmp_forms_and_a_hostile_packet(tmp_path):
+    """Attribute, element and rdf:resource forms are read; a megabyte of near-misses costs
+    linear time (each occurrence is matched within 1 KB), and closing tags are not values."""
+    import time
+
+    from webapp.detection.provenance.metadata import _xmp_values
+
+    packet = (
+        '<rdf:Description Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"/>'
+        "<Iptc4xmpExt:DigitalSourceType>compositeSynthetic</Iptc4xmpExt:DigitalSourceType>\n  "
+        '<Iptc4xmpExt:DigitalSourceType rdf:resource="trainedAlgorithmicMedia"/>'
+        "<xmp:CreatorTool><rdf:Alt><rdf:li xml:lang=\"x-default\">Some Tool 2.0</rdf:li></rdf:Alt></xmp:CreatorTool>"
+    )
+    assert _xmp_values(packet, "DigitalSourceType") == [
+        "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture", "compositeSynthetic", "trainedAlgorithmicMedia",
+    ]
+    assert _xmp_values(packet, "CreatorTool") == ["Some Tool 2.0"]
+    hostile = ("a" * 500_000) + ":DigitalSourceType " * 30_000 + "<" * 200_000
+    started = time.perf_counter()
+    assert _xmp_values(hostile, "DigitalSourceType") == []
+    assert time.perf_counter() - started < 1.0

@@ -178,14 +178,33 @@ _XMP_FIELDS = {
 }
 
 
-def _xmp_values(packet: str, name: str) -> list[str]:
-    """Values of an XMP property written as an attribute, an element or an rdf:resource."""
-    pattern = (
-        rf"(?:[\w-]+:)?{name}\s*=\s*\"([^\"]*)\""
-        rf"|<(?:[\w-]+:)?{name}\b[^>]*?rdf:resource=\"([^\"]*)\""
-        rf"|<(?:[\w-]+:)?{name}\b[^>/]*>\s*(?:<rdf:\w+>\s*<rdf:li[^>]*>)?\s*([^<\s][^<]*)<"
-    )
-    return [next(g for g in m.groups() if g) for m in re.finditer(pattern, packet) if any(m.groups())]
+_ATTRIBUTE = re.compile(r'\s*=\s*"([^"]*)"')
+_RESOURCE = re.compile(r'\s[^>]*?rdf:resource="([^"]*)"')
+_ELEMENT = re.compile(r"(?:\s[^>/]*)?>\s*(?:<rdf:\w+>\s*<rdf:li[^>]*>)?\s*([^<\s][^<]*)<")
+
+
+def _xmp_values(packet: str, name: str, limit: int = 10) -> list[str]:
+    """Values of an XMP property written as an attribute, an element or an rdf:resource.
+
+    Each occurrence of ``name`` (a plain substring search) is matched within the next 1 KB
+    only, so a hostile packet costs linear time (no regex runs over the whole packet)."""
+    values: list[str] = []
+    at = packet.find(name)
+    seen = 0
+    while at >= 0 and len(values) < limit and seen < 200:
+        seen += 1
+        head = packet[max(0, at - 48):at]
+        prefix = re.search(r"([\w-]*:)?$", head)
+        before = head[: len(head) - len(prefix.group(0))] if prefix else head
+        if not before.endswith("/") and (not before or not before[-1].isalnum()):
+            rest = packet[at + len(name): at + len(name) + 1024]
+            for pattern in (_ATTRIBUTE, _RESOURCE, _ELEMENT):
+                match = pattern.match(rest)
+                if match and match.group(1).strip():
+                    values.append(match.group(1).strip())
+                    break
+        at = packet.find(name, at + len(name))
+    return values
 
 
 def _xmp_lines(xmp: Any) -> list[dict[str, str]]:
