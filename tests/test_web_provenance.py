@@ -140,3 +140,23 @@ def test_shared_page_and_report_carry_the_panel(app, client, signed_photo):
     _, text = read_pdf(client.get(f"/results/{det_id}/report.pdf").data)
     assert "What the file says about itself" in text
     assert "made by an AI generator" in " ".join(text.split())
+
+
+def test_result_stored_before_provenance_says_it_was_not_read(app, client, files):
+    import json
+
+    from webapp.services.storage import result_dir
+
+    det_id = done(app, client, files["photo_jpg"])
+    with app.app_context():
+        path = result_dir(det_id) / "result.json"
+        stored = json.loads(path.read_text())
+        assert stored["provenance"]["content_credentials"]["state"] == "absent"
+        del stored["provenance"]
+        path.write_text(json.dumps(stored))
+    html = page(client, f"/results/{det_id}")
+    assert "Not read: this result was stored before the site read what files say about themselves." in html
+    assert "Likely real" in html
+    csv_text = client.get(f"/results/{det_id}/provenance.csv").get_data(as_text=True)
+    assert "stored before files were read" in csv_text
+    assert client.get(f"/results/{det_id}/report.pdf").status_code == 200
