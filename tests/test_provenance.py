@@ -261,3 +261,29 @@ def test_xmp_forms_and_a_hostile_packet(tmp_path):
     started = time.perf_counter()
     assert _xmp_values(hostile, "DigitalSourceType") == []
     assert time.perf_counter() - started < 1.0
+
+
+def test_validation_codes_in_plain_words():
+    """How the C2PA library's codes become the page's states (stores as Reader.json() gives)."""
+    from webapp.detection.provenance.credentials import describe
+
+    def store(failures, successes=("assertion.dataHash.match",)):
+        return {
+            "active_manifest": "m",
+            "manifests": {"m": {"claim_generator_info": [{"name": "Tool"}], "assertions": []}},
+            "validation_results": {"activeManifest": {
+                "failure": [{"code": c, "explanation": c} for c in failures],
+                "success": [{"code": c} for c in successes],
+            }},
+        }
+
+    untrusted_tsa = describe(store(["timeStamp.untrusted"]), "Valid", "trusted")
+    assert untrusted_tsa["state"] == "valid" and untrusted_tsa["trust"] == "untrusted"
+    altered = describe(store(["claimSignature.mismatch"]), "Invalid", "no_trust_list")
+    assert altered["state"] == "invalid" and altered["signature"] == "invalid"
+    assert altered["problems"] == ["The Content Credentials themselves were altered after signing."]
+    expired = describe(store(["signingCredential.expired"]), "Invalid", "no_trust_list")
+    assert expired["signature"] == "invalid" and expired["hashes"] == "match"
+    other = describe(store(["ingredient.manifest.mismatch"]), "Invalid", "no_trust_list")
+    assert other["state"] == "invalid" and other["problems"] == ["ingredient.manifest.mismatch: ingredient.manifest.mismatch"]
+    assert describe(store([], ()), "Valid", "no_trust_list")["hashes"] == "not_checked"

@@ -42,6 +42,8 @@ HASH_MISMATCH = (
     "assertion.boxesHash.mismatch",
     "assertion.collectionHash.mismatch",
 )
+#: Codes that only say a certificate is not on the trust list: a matter of trust, not validity.
+UNTRUSTED_CODES = ("signingCredential.untrusted", "timeStamp.untrusted")
 #: Codes that mean the manifest itself was altered (an assertion or the claim).
 MANIFEST_ALTERED = ("assertion.hashedURI.mismatch", "claimSignature.mismatch")
 
@@ -228,7 +230,7 @@ def describe(
     altered = sorted(codes & set(MANIFEST_ALTERED))
     signature_ok = not altered and not any(
         c.startswith(("claimSignature.", "signingCredential.", "timeStamp."))
-        and c != "signingCredential.untrusted"
+        and c not in UNTRUSTED_CODES
         for c in codes
     )
     hashes = "mismatch" if changed else (
@@ -238,7 +240,7 @@ def describe(
         trust = TRUSTED if "signingCredential.trusted" in successes else UNTRUSTED
     else:
         trust = trust_state
-    others = [f for f in failures if f["code"] != "signingCredential.untrusted"]
+    others = [f for f in failures if f["code"] not in UNTRUSTED_CODES]
     ok = signature_ok and not changed and not others and (state or "").lower() != "invalid"
 
     actions = _actions(manifest)
@@ -258,7 +260,7 @@ def describe(
         f"{f['code']}: {f['explanation']}"
         for f in others
         if f["code"] not in set(HASH_MISMATCH) | set(MANIFEST_ALTERED)
-        and not f["code"].startswith(("claimSignature.", "signingCredential."))
+        and not f["code"].startswith(("claimSignature.", "signingCredential.", "timeStamp."))
     ][:10]
 
     if ok:
