@@ -287,3 +287,45 @@ def test_validation_codes_in_plain_words():
     other = describe(store(["ingredient.manifest.mismatch"]), "Invalid", "no_trust_list")
     assert other["state"] == "invalid" and other["problems"] == ["ingredient.manifest.mismatch: ingredient.manifest.mismatch"]
     assert describe(store([], ()), "Valid", "no_trust_list")["hashes"] == "not_checked"
+
+
+def test_a_manifest_kept_elsewhere_is_reported_never_fetched(tmp_path, pki):
+    """A file whose Content Credentials live at a URL (here a local server that counts its
+    requests): c2pa's default reader would fetch it; ours reports the address and calls nothing."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import c2pa
+
+    requests: list[str] = []
+
+    class Counter(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/manifest.c2pa"
+        signer = c2pa.Signer.from_info(
+            c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, pki.chain_pem, pki.key_pem, None)
+        )
+        context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
+        src, dst = media.face_photo(tmp_path / "a.jpg"), tmp_path / "remote.jpg"
+        with c2pa.Builder(pm.manifest(), context=context) as builder:
+            builder.set_no_embed()
+            builder.set_remote_url(url)
+            with open(src, "rb") as source, open(dst, "w+b") as out:
+                builder.sign(signer, "image/jpeg", source, out)
+        prov = read_provenance(dst, "image")
+        cc = prov["content_credentials"]
+        assert cc["state"] == "remote" and cc["remote_url"] == url
+        assert "does not fetch them" in cc["text"] and prov["declares_ai"] is False
+        assert requests == []
+    finally:
+        server.shutdown()

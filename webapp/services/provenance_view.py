@@ -79,7 +79,7 @@ def provenance_view(result: dict[str, Any]) -> dict[str, Any]:
     notes = []
     if cc.get("state") == "valid":
         notes.append(SIGNED_NOTE)
-    elif cc.get("present"):
+    elif cc.get("state") in ("invalid", "unreadable"):
         notes.append(INVALID_NOTE)
     if lines:
         notes.append(UNSIGNED_NOTE)

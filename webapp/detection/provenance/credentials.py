@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,13 +142,15 @@ def _unreadable(err: Exception) -> dict[str, Any]:
         return empty(UNSUPPORTED, "The C2PA library cannot look inside this file's format.")
     if "ManifestNotFound" in type(err).__name__:
         return empty(ABSENT, "The file carries no Content Credentials.")
-    if "RemoteManifest" in type(err).__name__:
+    if "RemoteManifest" in type(err).__name__ or message.startswith("Remote:"):
         out = empty(
             REMOTE,
             "The file points to Content Credentials kept on another server. This server does "
             "not fetch them (it never follows addresses found in a file), so they were not checked.",
         )
         out["present"] = True
+        found = re.search(r"from url (\S+)", message)
+        out["remote_url"] = found.group(1)[:300] if found else None
         return out
     log.info("Content Credentials unreadable: %s", message)
     if "could not be parsed" in message or "could not parse" in message.lower():
