@@ -329,3 +329,14 @@ def test_a_manifest_kept_elsewhere_is_reported_never_fetched(tmp_path, pki):
         assert requests == []
     finally:
         server.shutdown()
+
+
+def test_generation_settings_in_a_jpeg_user_comment(tmp_path):
+    """AUTOMATIC1111 saves a JPEG's settings in EXIF UserComment (8-byte charset header)."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + pm.SD_PARAMETERS.encode("utf-16-be")
+    path = tmp_path / "sd.jpg"
+    Image.fromarray(media.astronaut()).save(path, "JPEG", exif=exif)
+    [line] = read_provenance(path, "image")["file_says"]
+    assert line["source"] == "EXIF UserComment" and line["kind"] == "ai"
+    assert "prompt “portrait photo of an astronaut" in line["text"] and "seed 1234567" in line["text"]
