@@ -95,6 +95,9 @@ class DefaultConfig:
     #: middle of an upload) are deleted once they are this old.
     ORPHAN_MIN_AGE_SECONDS = 600
     RETENTION_DAYS = 30  # detections older than this are deleted (0 = keep forever)
+    #: A PEM file of root certificates whose Content Credentials signers count as trusted
+    #: (e.g. the C2PA trust list). None: no trust list, and result pages say so.
+    PROVENANCE_TRUST_ANCHORS: str | None = None
 
     # Pages.
     HISTORY_PER_PAGE = 20

@@ -111,6 +111,9 @@ def get_detection(detection_id: str):
             "results.download_json", detection_id=det.id, _external=True
         )
         body["links"]["csv"] = url_for("results.download_csv", detection_id=det.id, _external=True)
+        body["links"]["provenance_csv"] = url_for(
+            "results.download_provenance_csv", detection_id=det.id, _external=True
+        )
         body["links"]["report"] = url_for("report.api", detection_id=det.id, _external=True)
     response = jsonify(body)
     if det.is_pending:

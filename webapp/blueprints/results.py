@@ -30,6 +30,7 @@ from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection
 from ..owners import get_visible_or_404 as get_or_404
 from ..services import compare, presenters, storage
+from ..services.provenance_view import provenance_csv, provenance_view
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -51,6 +52,7 @@ def owner_urls(det: Detection) -> dict[str, Any]:
         "file": lambda name: url_for("results.artefact", detection_id=det.id, name=name),
         "json": url_for("results.download_json", detection_id=det.id),
         "csv": url_for("results.download_csv", detection_id=det.id),
+        "provenance_csv": url_for("results.download_provenance_csv", detection_id=det.id),
         "report": url_for("report.owner", detection_id=det.id),
     }
 
@@ -136,6 +138,19 @@ def download_csv(detection_id: str):
         presenters.frames_csv(det, result),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="detection-{det.id}-frames.csv"'},
+    )
+
+
+@bp.get("/<detection_id>/provenance.csv")
+def download_provenance_csv(detection_id: str):
+    det = get_or_404(detection_id)
+    result = storage.load_result(det)
+    if result is None:
+        abort(404)
+    return Response(
+        provenance_csv(result),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="detection-{det.id}-provenance.csv"'},
     )
 
 
@@ -271,6 +286,7 @@ def build_view(
         "warnings": result.get("warnings") or [],
         "media": media,
         "engine_seconds": timings.get("total"),
+        "provenance": provenance_view(result),
     }
 
 

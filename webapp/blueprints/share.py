@@ -19,6 +19,7 @@ from ..forms import RevokeShareForm, ShareForm
 from ..models import Detection, ShareLink, utcnow
 from ..owners import get_visible_or_404
 from ..services import presenters, storage
+from ..services.provenance_view import provenance_csv
 from .results import ARTEFACT_NAME, build_view, send_artefact
 
 bp = Blueprint("share", __name__)
@@ -102,6 +103,7 @@ def shared_urls(token: str) -> dict:
         "file": lambda name: url_for("share.artefact", token=token, name=name),
         "json": url_for("share.download_json", token=token),
         "csv": url_for("share.download_csv", token=token),
+        "provenance_csv": url_for("share.download_provenance_csv", token=token),
         "report": url_for("report.shared", token=token),
     }
 
@@ -173,3 +175,9 @@ def download_json(token: str):
 def download_csv(token: str):
     _, det, result = shared_result_or_404(token)
     return _download(presenters.frames_csv(det, result), "text/csv", f"detection-{det.id}-frames.csv")
+
+
+@bp.get("/shared/<token>/provenance.csv")
+def download_provenance_csv(token: str):
+    _, det, result = shared_result_or_404(token)
+    return _download(provenance_csv(result), "text/csv", f"detection-{det.id}-provenance.csv")
