@@ -208,8 +208,7 @@ def main() -> None:
     for cand in args.candidate if args.candidate is not None else ["all"]:
         t = time.time()
         scored, sizes = oof(cfg, foldable, bank["crops_train"], k=args.k, views=CANDIDATES[cand], epochs=args.epochs)
-        scale, shift = tr.platt(scored)
-        p = tr.probabilities(scored, scale, shift)
+        p, cal = tr.calibrate(scored)
         # the fold of each scored item, for cross-validated bands
         from webapp.detection.training.footage import grouped_folds
         units = units_of(foldable)
@@ -219,15 +218,17 @@ def main() -> None:
         folds = [fold_of_unit[unit_of_key[s.key]] for s in scored]
         v = tr.cross_validated_verdicts(scored, p, folds)
         name = f"heads:{cand}"
-        res = out[name] = report(f"{name} (out of fold, calibration {scale:.3f}*logit{shift:+.3f}, {time.time() - t:.0f} s)",
-                                 scored, p, v, audit)
-        res["calibration"] = [scale, shift]
+        res = out[name] = report(f"{name} (out of fold, calibration {cal}, {time.time() - t:.0f} s)", scored, p, v, audit)
+        res["calibration"] = cal
+        res["items"] = [[s.key, s.label, s.kind, s.method, s.media, s.logit] for s in scored]
         res["bands_all_folds"] = tr.choose_bands(scored, p)
         heads = fit_heads(cfg, [s for s in foldable if s.view in CANDIDATES[cand]] + bank["crops_train"],
                           units_of([s for s in foldable if s.view in CANDIDATES[cand]]) + [s.group for s in bank["crops_train"]],
                           epochs=args.epochs)
         test = fixed_scores(heads, bank["crops_test"])
-        res["in_domain"] = in_domain(name, test, tr.probabilities(test, scale, shift), res["bands_all_folds"])
+        res["in_domain"] = in_domain(name, test, tr.probabilities(test, *cal["image"]), res["bands_all_folds"])
+        if args.json:  # after each candidate: a long run keeps what it measured
+            args.json.write_text(json.dumps(out, indent=1, default=float) + "\n")
     side_by_side(out)
     if args.write_metrics:
         for model_dir in shipped:

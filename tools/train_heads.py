@@ -50,8 +50,7 @@ def main() -> None:
     base = ModelConfig.load(args.backbone)
     foldable = bank["clips"] + bank["quality"] + bank["selfmade"] + bank["photos"]
     scored, _ = oof(base, foldable, bank["crops_train"], k=args.k, views=views, epochs=args.epochs)
-    scale, shift = tr.platt(scored)
-    p = tr.probabilities(scored, scale, shift)
+    p, calibration = tr.calibrate(scored)
     bands = tr.choose_bands(scored, p)
     v = tr.verdicts(scored, p, bands)
     items = footage_items(DATA)
@@ -62,14 +61,14 @@ def main() -> None:
     heads = fit_heads(base, train, units_of([s for s in foldable if s.view in views]) + [s.group for s in bank["crops_train"]],
                       epochs=args.epochs)
     test = fixed_scores(heads, bank["crops_test"])
-    trust["in_domain"] = in_domain(args.out.name, test, tr.probabilities(test, scale, shift), bands)
+    trust["in_domain"] = in_domain(args.out.name, test, tr.probabilities(test, *calibration["image"]), bands)
 
     cfg = ModelConfig(**{**asdict(base), "metrics": {}, "notes": {}})
     cfg.version = args.out.name
-    # Platt scaling folded into the temporal network: its last layer scaled and shifted, so the
-    # track's temperature is 1. Frame logits feed the LSTM as they are; the per-frame score the
-    # page shows uses the same scale as a temperature.
-    cfg.temperature, cfg.frame_temperature = 1.0, round(1 / scale, 4)
+    # Platt scaling per media type (clips and photos apart); the per-frame score the page shows
+    # uses the clips' scale as a temperature.
+    cfg.calibration = calibration
+    cfg.temperature = cfg.frame_temperature = round(1 / max(calibration["video"][0], 1e-3), 4)
     (cfg.clip_real_below, cfg.clip_fake_above), (cfg.real_below, cfg.fake_above) = bands["video"], bands["image"]
     cfg.min_face_px = {"video": 60, "image": 60}
     cfg.vouch_face_px = {"video": 100, "image": 150}
@@ -88,12 +87,10 @@ def main() -> None:
     nets.load_weights(args.backbone)  # the backbone (its frame head and LSTM are replaced below)
     nets.frame_head.get_layer("frame_logit").set_weights([heads.coef[:, None], np.array([heads.bias], np.float32)])
     nets.temporal.set_weights(heads.temporal.get_weights())
-    w, b = nets.temporal.get_layer("track_logit").get_weights()
-    nets.temporal.get_layer("track_logit").set_weights([w * scale, b * scale + shift])
     nets.save(args.out)
     (args.out / "metrics.json").write_text(json.dumps(cfg.metrics, indent=1, default=float) + "\n")
     write_card(args.out)
-    print(f"saved {args.out} in {time.time() - t0:.0f} s; calibration {scale:.3f}*logit{shift:+.3f}, bands {bands}")
+    print(f"saved {args.out} in {time.time() - t0:.0f} s; calibration {calibration}, bands {bands}")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,8 @@ def fit_temporal(cfg, feats: Sequence[np.ndarray], logits: Sequence[np.ndarray],
     keras.utils.set_random_seed(seed)
     net = build_temporal(feats[0].shape[1], cfg)
     net.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    f, g, m = pad(feats, logits, cfg.max_sequence)
+    # Masked steps cost compute but change nothing: pad to the longest sequence, not max_sequence.
+    f, g, m = pad(feats, logits, min(cfg.max_sequence, max(len(a) for a in feats)))
     net.fit([f, g, m], y.astype(np.float32), sample_weight=w.astype(np.float32), batch_size=64,
             epochs=epochs, verbose=0, shuffle=True)
     return net

@@ -44,7 +44,8 @@ def probabilities(items: Sequence[Scored], scale: float, shift: float = 0.0) -> 
 
 
 def platt(items: Sequence[Scored]) -> tuple[float, float]:
-    """(scale, shift) of the logistic calibration of the items' logits (Platt scaling)."""
+    """(scale, shift) of the logistic calibration of the items' logits (Platt scaling). Fit it
+    per media type: clips' and photos' logits sit apart, and one fit for both can even invert."""
     from .heads import fit_frame_head
 
     ok = [s for s in items if s.logit is not None]
@@ -52,6 +53,19 @@ def platt(items: Sequence[Scored]) -> tuple[float, float]:
     y = np.array([s.label for s in ok])
     coef, bias = fit_frame_head(x, y, np.ones(len(ok)), l2=1e-6)
     return float(coef[0]), bias
+
+
+def calibrate(items: Sequence[Scored]) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Platt scaling per media type: (p per item, {"video": [scale, shift], "image": [...]})."""
+    cal: dict[str, list[float]] = {}
+    p = np.full(len(items), np.nan)
+    for media in ("video", "image"):
+        idx = [i for i, s in enumerate(items) if s.media == media]
+        if idx and len({items[i].label for i in idx if items[i].logit is not None}) == 2:
+            scale, shift = platt([items[i] for i in idx])
+            cal[media] = [round(scale, 5), round(shift, 5)]
+            p[idx] = probabilities([items[i] for i in idx], scale, shift)
+    return p, cal
 
 
 def choose_bands(items: Sequence[Scored], p: np.ndarray, min_items: int = 20) -> dict[str, tuple[float, float]]:
