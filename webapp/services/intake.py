@@ -14,7 +14,7 @@ from werkzeug.datastructures import FileStorage
 from ..config import ALLOWED_EXTENSIONS, FORMATS_MESSAGE
 from ..detection.errors import DetectionError
 from ..models import Detection, new_id
-from .database import BUSY_MESSAGE  # noqa: F401 - batches and compare say it as intake's
+from .database import BUSY_MESSAGE  # noqa: F401 - batches say it as intake's
 from .detections import (  # noqa: F401 - find_existing: part of intake's interface
     StoredFile,
     UploadRejected,
