@@ -177,7 +177,7 @@ def main() -> None:
     from webapp.detection.training import bank as B
     from webapp.detection.training import trust_report as tr
     from webapp.detection.training.footage import clip_records, footage_items
-    from webapp.detection.training.heads import fit_heads
+    from webapp.detection.training.heads import fit_heads, shipped_heads
     from webapp.detection.training.kfold import fixed_scores, oof, units_of
 
     items = footage_items(DATA)
@@ -187,7 +187,7 @@ def main() -> None:
     for model_dir in shipped:
         bank = B.build(model_dir, DATA, ("clips", "photos", "crops_test"))
         fz = B.Featurizer(model_dir)
-        heads, cfg = B.shipped_heads(fz), fz.cfg
+        heads, cfg = shipped_heads(fz), fz.cfg
         mpx = {"video": 60, "image": 60} | (cfg.min_face_px or {})
         scored = fixed_scores(heads, bank["clips"] + bank["photos"], mpx)
         p = tr.probabilities(scored, 1 / cfg.temperature)

@@ -17,8 +17,6 @@ from flask import current_app
 from markdown.extensions.toc import slugify
 from markupsafe import Markup
 
-from .detection import registry
-from .detection.errors import ModelNotFoundError
 from .services import modelcard
 
 #: Per-group blocks of metrics.json (``training.metrics.by_group``), in the order shown.
@@ -88,7 +86,7 @@ def group_table(block: Any) -> dict[str, Any] | None:
     return {"columns": [label for _, label in GROUP_COLUMNS], "rows": rows}
 
 
-def describe(entry: registry.ModelEntry) -> dict[str, Any]:
+def describe(entry: modelcard.ModelEntry) -> dict[str, Any]:
     metrics = entry.metrics
     card_title, card = None, None
     with contextlib.suppress(OSError):  # no card: the page says so
@@ -168,10 +166,5 @@ def models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Every model of the registry at MODEL_DIR (a single model folder is a registry of one),
     default first, then newest first. Empty when there is none."""
     root = Path(model_dir or current_app.config["MODEL_DIR"])
-    try:
-        entries = registry.Registry(root).entries
-    except ModelNotFoundError:
-        current_app.logger.warning("Model registry %s is inconsistent", root, exc_info=True)
-        return []
-    entries = sorted(entries, key=lambda e: not e.default)  # stable: newest first otherwise
+    entries = sorted(modelcard.installed_models(root), key=lambda e: not e.default)  # stable: newest first otherwise
     return [describe(e) for e in entries]

@@ -12,14 +12,9 @@ from wtforms import HiddenField, PasswordField, SelectField, StringField, Submit
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from .config import ALLOWED_EXTENSIONS
+from .config import ALLOWED_EXTENSIONS, FORMATS_MESSAGE
 
 ACCEPT_ATTR = ",".join(f".{ext}" for ext in ALLOWED_EXTENSIONS) + ",video/*,image/*"
-
-FORMATS_MESSAGE = (
-    "This type of file is not supported. Upload a video (MP4, MOV, AVI, MKV, WebM) "
-    "or a photo (JPEG, PNG, WebP, BMP)."
-)
 
 
 class UploadForm(FlaskForm):

@@ -11,7 +11,7 @@ from ..forms import UploadForm
 from ..models import Detection
 from ..owners import visible
 from ..services import batches, modelcard
-from ..templating import human_bytes
+from ..services.formatting import human_bytes
 
 bp = Blueprint("pages", __name__)
 

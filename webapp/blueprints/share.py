@@ -8,31 +8,19 @@ revoked, expired or unknown token is a 404, like any other missing page.
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from sqlalchemy import select
 
 from ..extensions import db
 from ..forms import RevokeShareForm, ShareForm
-from ..models import Detection, ShareLink, utcnow
+from ..models import Detection, ShareLink
 from ..owners import get_visible_or_404
-from ..services import presenters, storage
+from ..services import presenters, sharing, storage
 from ..services.provenance_view import provenance_csv
-from .results import ARTEFACT_NAME, build_view, send_artefact
+from .results import ARTEFACT_NAME, send_artefact
 
 bp = Blueprint("share", __name__)
-
-
-def links_of(det: Detection) -> list[ShareLink]:
-    """The detection's links that still work, newest first."""
-    rows = db.session.scalars(
-        select(ShareLink)
-        .where(ShareLink.detection_id == det.id, ShareLink.revoked_at.is_(None))
-        .order_by(ShareLink.created_at.desc())
-    ).all()
-    return [link for link in rows if link.usable()]
 
 
 @bp.post("/results/<detection_id>/share")
@@ -46,14 +34,7 @@ def create(detection_id: str):
     if det.status != "done" or storage.load_result(det) is None:
         flash("A result can be shared once its analysis has finished.", "error")
         return back
-    days = int(form.expires.data) if form.expires.data else None
-    link = ShareLink(
-        token=secrets.token_urlsafe(24),
-        detection_id=det.id,
-        expires_at=utcnow() + timedelta(days=days) if days else None,
-    )
-    db.session.add(link)
-    db.session.commit()
+    sharing.create_link(det, int(form.expires.data) if form.expires.data else None)
     flash(
         "Share link created: anyone with it can see this result and download it, nothing else. "
         "Revoke it below when it is no longer needed.",
@@ -71,9 +52,7 @@ def revoke(detection_id: str):
         link = db.session.get(ShareLink, int(form.link.data))
     if link is None or link.detection_id != det.id:
         abort(404)
-    if link.revoked_at is None:
-        link.revoked_at = utcnow()
-        db.session.commit()
+    sharing.revoke(link)
     flash("Share link revoked: it no longer opens this result.", "success")
     return redirect(url_for("results.show", detection_id=det.id, _anchor="share"), code=303)
 
@@ -117,7 +96,7 @@ def show(token: str):
             "results/show.html",
             det=det,
             result=result,
-            view=build_view(det, result, urls["file"]),
+            view=presenters.build_view(det, result, urls["file"]),
             status=presenters.status_dict(det),
             broken=False,
             has_thumb=storage.has_thumbnail(det),

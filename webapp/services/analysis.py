@@ -19,12 +19,12 @@ from PIL import Image
 from sqlalchemy import func, update
 from werkzeug.utils import import_string
 
-from ..detection import registry
 from ..detection.errors import DetectionError
 from ..detection.provenance import read_provenance
 from ..extensions import db
 from ..models import Detection, utcnow
 from .database import _set_values, retry_locked
+from .modelcard import model_folder
 from .presenters import PENDING, STAGE_ALIASES, iso, overall_progress
 from .storage import (
     RESULT_STORAGE_MESSAGE,
@@ -82,17 +82,7 @@ def load_detector(app: Flask, version: str | None = None):
     loader = app.config["DETECTOR_LOADER"]
     if isinstance(loader, str):
         loader = import_string(loader.replace(":", "."))
-    model = app.config["MODEL_DIR"]
-    if version:
-        reg = registry.Registry(model)
-        entry = reg.get(version)
-        if entry is None:
-            raise registry.UnknownModelError(
-                f"Model version {version} is not installed on this server (available: "
-                f"{', '.join(reg.versions) or 'none'}); upload the file again to use another model."
-            )
-        model = str(entry.path)
-    return loader(model)
+    return loader(model_folder(version, app.config["MODEL_DIR"]))
 
 
 def run_job(app: Flask, detection_id: str, runner_id: str) -> None:

@@ -189,13 +189,6 @@ def crop_seqs(fz: Featurizer, chosen: list[tuple[Item, str]], size: int, padding
     return out
 
 
-def shipped_heads(fz: Featurizer):
-    """The frame head and temporal network of the model ``fz`` was loaded from, as :class:`.heads.Heads`."""
-    from .heads import Heads
-
-    w, b = fz.nets.frame_head.get_layer("frame_logit").get_weights()
-    return Heads(w[:, 0].astype(np.float32), float(b[0]), fz.nets.temporal, fz.cfg.max_sequence)
-
 
 # ---------------------------------------------------------------- the banks, by name
 #: Crop samples per folder and split (per label): "train" ones train every fold, "test" ones

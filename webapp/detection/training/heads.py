@@ -166,3 +166,9 @@ def fit_heads(cfg, seqs: Sequence[Seq], units: Sequence[str], *, l2: float = 1e-
     y = np.array([s.label for s in seqs])
     net = fit_temporal(cfg, [s.feats for s in seqs], logits, y, w, epochs=epochs, seed=seed)
     return Heads(coef, b, net, cfg.max_sequence)
+
+
+def shipped_heads(fz) -> Heads:
+    """The frame head and temporal network of the model a :class:`.bank.Featurizer` loaded."""
+    w, b = fz.nets.frame_head.get_layer("frame_logit").get_weights()
+    return Heads(w[:, 0].astype(np.float32), float(b[0]), fz.nets.temporal, fz.cfg.max_sequence)
