@@ -178,7 +178,7 @@ def main() -> None:
     from webapp.detection.training import trust_report as tr
     from webapp.detection.training.footage import clip_records, footage_items
     from webapp.detection.training.heads import fit_heads, shipped_heads
-    from webapp.detection.training.kfold import fixed_scores, oof, units_of
+    from webapp.detection.training.kfold import fixed_scores, fold_numbers, oof, units_of
 
     items = footage_items(DATA)
     audit = {it.key: rec.audit for it, rec in zip(items, clip_records(items).values(), strict=True)}
@@ -209,14 +209,7 @@ def main() -> None:
         t = time.time()
         scored, sizes = oof(cfg, foldable, bank["crops_train"], k=args.k, views=CANDIDATES[cand], epochs=args.epochs)
         p, cal = tr.calibrate(scored)
-        # the fold of each scored item, for cross-validated bands
-        from webapp.detection.training.footage import grouped_folds
-        units = units_of(foldable)
-        clean = [i for i, s in enumerate(foldable) if s.view in ("clean", "crop_all")]
-        fold_of_unit = dict(zip((units[i] for i in clean), grouped_folds([units[i] for i in clean], args.k), strict=True))
-        unit_of_key = {foldable[i].key: units[i] for i in clean}
-        folds = [fold_of_unit[unit_of_key[s.key]] for s in scored]
-        v = tr.cross_validated_verdicts(scored, p, folds)
+        v = tr.cross_validated_verdicts(scored, p, fold_numbers(foldable, scored, args.k))
         name = f"heads:{cand}"
         res = out[name] = report(f"{name} (out of fold, calibration {cal}, {time.time() - t:.0f} s)", scored, p, v, audit)
         res["calibration"] = cal

@@ -42,7 +42,7 @@ def main() -> None:
     from webapp.detection.training.card import write_card
     from webapp.detection.training.footage import clip_records, footage_items
     from webapp.detection.training.heads import fit_heads
-    from webapp.detection.training.kfold import fixed_scores, oof, units_of
+    from webapp.detection.training.kfold import fixed_scores, fold_numbers, oof, units_of
 
     t0 = time.time()
     views = tuple(args.views.split(","))
@@ -51,8 +51,8 @@ def main() -> None:
     foldable = bank["clips"] + bank["quality"] + bank["selfmade"] + bank["photos"]
     scored, _ = oof(base, foldable, bank["crops_train"], k=args.k, views=views, epochs=args.epochs)
     p, calibration = tr.calibrate(scored)
-    bands = tr.choose_bands(scored, p)
-    v = tr.verdicts(scored, p, bands)
+    folds = fold_numbers(foldable, scored, args.k)
+    v = tr.cross_validated_verdicts(scored, p, folds)  # the honest false-alarm rates
     items = footage_items(DATA)
     audit = {it.key: rec.audit for it, rec in zip(items, clip_records(items).values(), strict=True)}
     trust = report(f"{args.out.name} out of fold", scored, p, v, audit)
@@ -60,6 +60,9 @@ def main() -> None:
     train = [s for s in foldable if s.view in views] + bank["crops_train"]
     heads = fit_heads(base, train, units_of([s for s in foldable if s.view in views]) + [s.group for s in bank["crops_train"]],
                       epochs=args.epochs)
+    # Bands: out-of-fold clips and photos, and the final model on validation crops it never saw.
+    val = fixed_scores(heads, bank["crops_val"])
+    bands = tr.choose_bands(scored + val, np.concatenate([p, tr.probabilities(val, *calibration["image"])]))
     test = fixed_scores(heads, bank["crops_test"])
     trust["in_domain"] = in_domain(args.out.name, test, tr.probabilities(test, *calibration["image"]), bands)
 

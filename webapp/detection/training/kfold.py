@@ -102,3 +102,12 @@ def oof(cfg, foldable: Sequence[Seq], always: Sequence[Seq], *, k: int = 5, seed
 def fixed_scores(heads: Heads, seqs: Sequence[Seq], min_face_px: dict[str, int] | None = None) -> list[Scored]:
     """Scores of one fitted model (no folds): the in-domain test crops, or a shipped model."""
     return item_scores(seqs, heads.track_logits(seqs), min_face_px or {"video": 60, "image": 60})
+
+
+def fold_numbers(foldable: Sequence[Seq], scored: Sequence[Scored], k: int = 5, seed: int = 0) -> list[int]:
+    """The fold each item of :func:`oof` was scored in (the same deal of units to folds)."""
+    units = units_of(foldable)
+    clean = [i for i, s in enumerate(foldable) if s.view in ("clean", "crop_all")]
+    fold_of_unit = dict(zip((units[i] for i in clean), grouped_folds([units[i] for i in clean], k, seed), strict=True))
+    unit_of_key = {foldable[i].key: units[i] for i in clean}
+    return [fold_of_unit[unit_of_key[s.key]] for s in scored]

@@ -173,8 +173,9 @@ def summary(items: Sequence[Scored], p: np.ndarray, v: Sequence[str], media: str
 
 
 def ece_by_kind(items: Sequence[Scored], p: np.ndarray) -> dict[str, float]:
-    """Calibration error per kind of real footage (for reals: the mean distance of p from 0 in
-    bins) and over all fakes."""
+    """Calibration error per kind of real footage, over that kind's reals only (so it equals
+    their mean score: how far from 0 the model puts real footage of that kind), and over all
+    fakes. The calibration of a mixed population is the clips'/photos' overall ECE."""
     by: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(items):
         if not np.isnan(p[i]):
