@@ -195,6 +195,8 @@ def main() -> None:
                  "image": (cfg.real_below, cfg.fake_above)}
         v = tr.verdicts(scored, p, bands)
         res = out[cfg.version] = report(cfg.version, scored, p, v, audit)
+        res["how"] = ("Every real clip and photo of the real-footage validation, scored by this model as shipped, with "
+                      "its own bands (`python -m benchmarks.trust`); rows of items it trained on flatter it.")
         if cfg.version == "2026.11.23-lite0":
             unseen = [i for i, s in enumerate(scored) if not seen_by_23(s.key, DATA)]
             res["unseen"] = report(cfg.version + " (clips it never trained on)", [scored[i] for i in unseen],
