@@ -378,6 +378,15 @@ def wait_for_job(app: Flask, detection_id: str, timeout: float = 300.0) -> Detec
             time.sleep(0.1)
 
 
+@pytest.fixture
+def done_clip(app: Flask, client: FlaskClient, files: dict[str, Path], detector) -> str:
+    """The id of the test client's clip, analysed (the stand-in scores it 0.86: fake)."""
+    detector.p_fake = 0.86
+    det_id = detection_id_from(upload(client, files["clip"]))
+    wait_for_job(app, det_id)
+    return det_id
+
+
 def upload(client: FlaskClient, path: Path, *, name: str | None = None, follow: bool = False,
            data: dict[str, Any] | None = None):
     """Post a file through the HTML form (with its CSRF token when CSRF is on); ``data``: more

@@ -142,3 +142,20 @@ def test_jobs_run_with_the_model_recorded_at_upload(tmp_path: Path, root: Path, 
                     load_detector(app, bad)  # versions only: never a path from a request
     finally:
         app.extensions["detection_runner"].shutdown()
+
+
+def test_model_page_shows_real_footage_false_alarms_per_kind_side_by_side(reg_app, root: Path) -> None:
+    trust = {"false_alarms": {"webcam": {"n": 22, "judged": 22, "fake": 3, "real": 9, "mean_p": 0.5},
+                              "interview": {"n": 19, "judged": 19, "fake": 0, "real": 11, "mean_p": 0.3}}}
+    path = root / "2026.11.22-lite0" / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps(metrics | {"trust": trust}))
+    html = reg_app.test_client().get("/model").get_data(as_text=True)
+    table = html[html.index('id="real-footage"'):]
+    table = table[:table.index("</table>")]
+    webcam = re.search(r"Webcam, video calls, streams</th>(.*?)</tr>", table, re.S).group(1)
+    # columns: the default (no trust block yet) then 2026.11.22-lite0
+    assert re.findall(r">([^<]+)</td>", webcam) == ["–", "3 of 22"]
+    assert "HD interviews" in table and "0 of 19" in table
+    (root / "2026.11.22-lite0" / "metrics.json").write_text(json.dumps(metrics))
+    assert 'id="real-footage"' not in reg_app.test_client().get("/model").get_data(as_text=True)

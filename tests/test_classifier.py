@@ -236,3 +236,14 @@ def test_clips_have_bands_of_their_own_when_the_model_sets_them():
     # a model without clip bands (2026.11.22-lite0) uses the photo bands for clips
     old = ModelConfig(version="old", real_below=0.3, fake_above=0.9)
     assert old.thresholds_for("video") == old.thresholds and old.verdict(0.95, "video") == "fake"
+
+
+def test_calibration_per_media_type_and_temperature_otherwise(tmp_path: Path) -> None:
+    cfg = ModelConfig(version="t", temperature=2.0)
+    assert cfg.probability(2.0, "video") == pytest.approx(1 / (1 + np.exp(-1.0)))  # logit / T
+    cfg.calibration = {"video": [0.5, -1.0], "image": [2.0, 0.5]}
+    assert cfg.probability(2.0, "video") == pytest.approx(1 / (1 + np.exp(-0.0)))
+    assert cfg.probability(2.0, "image") == pytest.approx(1 / (1 + np.exp(-4.5)))
+    assert cfg.probability(-3.0, "video") < cfg.probability(3.0, "video")  # monotone, never inverted
+    cfg.save(tmp_path)
+    assert ModelConfig.load(tmp_path).calibration == {"video": [0.5, -1.0], "image": [2.0, 0.5]}

@@ -4,6 +4,8 @@ attempts, time limits. tests/test_scaleout.py runs them with real workers."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,32 @@ def test_unreachable_broker_fails_the_upload_with_the_reason(tmp_path, model_dir
     finally:
         app.extensions["detection_runner"].shutdown()
     assert det.status == "failed" and det.error_code == "queue_unavailable"
+
+
+
+def test_a_pool_process_reports_up_at_once_and_jobs_wait_for_the_model(
+    tmp_path, model_dir, monkeypatch
+):
+    """worker_process_init only starts the load (in a thread): a slow model load never counts
+    against Celery's liveness wait (worker_proc_alive_timeout, from the config), and a job
+    that arrives meanwhile gets the app once the load is over."""
+    app = make_app(tmp_path, MODEL_DIR=str(model_dir), CELERY_PROC_ALIVE_TIMEOUT=45)
+    assert tasks.celery_settings(app.config)["worker_proc_alive_timeout"] == 45
+    ready = threading.Event()
+    monkeypatch.setattr(tasks, "_ready", ready)
+    monkeypatch.setattr(tasks, "_warmup", None)
+    monkeypatch.setattr(tasks, "_app", None)
+
+    def slow_load() -> None:  # as _warm_up, with a model that takes 1.5 s to load
+        time.sleep(1.5)
+        tasks._app = app
+        ready.set()
+
+    monkeypatch.setattr(tasks, "_warm_up", slow_load)
+    started = time.monotonic()
+    tasks._start_loading()  # what Celery calls in a new pool process
+    assert time.monotonic() - started < 0.5 and not ready.is_set()
+    assert tasks.flask_app() is app  # a job: waits for the load
+    assert time.monotonic() - started >= 1.4
+    tasks.start_warm_up().join(timeout=5)
+    app.extensions["detection_runner"].shutdown()

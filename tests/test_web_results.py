@@ -8,16 +8,7 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 from conftest import detection_id_from, upload, wait_for_job
-
-
-@pytest.fixture
-def done_clip(app, client, files, detector):
-    detector.p_fake = 0.86
-    det_id = detection_id_from(upload(client, files["clip"]))
-    wait_for_job(app, det_id)
-    return det_id
 
 
 def test_result_page_for_a_fake_clip(client, done_clip):

@@ -17,8 +17,6 @@ from flask import current_app
 from markdown.extensions.toc import slugify
 from markupsafe import Markup
 
-from .detection import registry
-from .detection.errors import ModelNotFoundError
 from .services import modelcard
 
 #: Per-group blocks of metrics.json (``training.metrics.by_group``), in the order shown.
@@ -88,7 +86,7 @@ def group_table(block: Any) -> dict[str, Any] | None:
     return {"columns": [label for _, label in GROUP_COLUMNS], "rows": rows}
 
 
-def describe(entry: registry.ModelEntry) -> dict[str, Any]:
+def describe(entry: modelcard.ModelEntry) -> dict[str, Any]:
     metrics = entry.metrics
     card_title, card = None, None
     with contextlib.suppress(OSError):  # no card: the page says so
@@ -113,6 +111,7 @@ def describe(entry: registry.ModelEntry) -> dict[str, Any]:
         "card": card,
         "warm_start": (cfg.get("notes") or {}).get("warm_start"),
         "analyze": metrics.get("analyze") if isinstance(metrics.get("analyze"), dict) else None,
+        "trust": metrics.get("trust") if isinstance(metrics.get("trust"), dict) else None,
     }
 
 
@@ -135,14 +134,37 @@ def compared(models_: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"columns": [label for _, label in sets], "rows": rows}
 
 
+#: Kinds of real footage (benchmarks/trust.py), in the order the model page shows them.
+TRUST_KINDS = {
+    "interview": "HD interviews, speeches, TV", "source_clip": "Source clips of generator projects",
+    "expressive": "Expressive faces (emotion, laughing, grimaces)", "webcam": "Webcam, video calls, streams",
+    "phone": "Phone and selfie footage", "corpus": "Speech corpora (LRS3, MEAD, GRID, VoxCeleb)",
+    "dfdc": "DFDC clips", "other": "Other real clips",
+    "photo_ffhq": "High-quality portraits (FFHQ)", "photo_utkface": "Face photos (UTKFace)",
+    "photo_allage": "Face photos, all ages (All-Age-Faces)",
+}
+
+
+def trust_compared(models_: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Real footage called "likely fake", per kind, a column per model (metrics["trust"] of
+    ``benchmarks/trust.py``): "k of n". None unless some model has the figures."""
+    blocks = {m["version"]: (m.get("trust") or {}).get("false_alarms") or {} for m in models_}
+    kinds = [k for k in TRUST_KINDS if any(k in b for b in blocks.values())]
+    if not kinds:
+        return None
+    rows = []
+    for k in kinds:
+        cells = []
+        for m in models_:
+            r = blocks[m["version"]].get(k)
+            cells.append(f"{r['fake']} of {r['n']}" if r else "–")
+        rows.append({"name": TRUST_KINDS[k], "cells": cells})
+    return {"columns": [m["version"] for m in models_], "rows": rows}
+
+
 def models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Every model of the registry at MODEL_DIR (a single model folder is a registry of one),
     default first, then newest first. Empty when there is none."""
     root = Path(model_dir or current_app.config["MODEL_DIR"])
-    try:
-        entries = registry.Registry(root).entries
-    except ModelNotFoundError:
-        current_app.logger.warning("Model registry %s is inconsistent", root, exc_info=True)
-        return []
-    entries = sorted(entries, key=lambda e: not e.default)  # stable: newest first otherwise
+    entries = sorted(modelcard.installed_models(root), key=lambda e: not e.default)  # stable: newest first otherwise
     return [describe(e) for e in entries]

@@ -21,6 +21,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_EXTENSIONS = ("mp4", "mov", "avi", "mkv", "webm")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
 ALLOWED_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+#: Said of a file whose type is not among these (the form's first check, then intake's).
+FORMATS_MESSAGE = (
+    "This type of file is not supported. Upload a video (MP4, MOV, AVI, MKV, WebM) "
+    "or a photo (JPEG, PNG, WebP, BMP)."
+)
 
 
 class DefaultConfig:
@@ -92,6 +97,14 @@ class DefaultConfig:
     #: Always kept longer than CELERY_TIME_LIMIT, so a long clip is never run twice at once.
     CELERY_VISIBILITY_TIMEOUT = 3600
     CELERY_RESTORE_INTERVAL = 60  # seconds between workers' looks for such jobs
+    #: Seconds a new worker pool process has to report that it is up before Celery kills it
+    #: (Celery's default is 4). The model loads after that, in the background, so this only
+    #: covers starting Python on a busy machine.
+    CELERY_PROC_ALIVE_TIMEOUT = 60
+    #: A Celery job whose row was written but whose task was never published (the web
+    #: process died in between) is published by another web process's recovery: at once when
+    #: that process ran on the same machine and is gone, else after this many seconds.
+    CELERY_PUBLISH_GRACE_SECONDS = 60
     CELERY_TASK_ALWAYS_EAGER = False  # tests: run the task inside the request
     DETECTION_WORKERS = 1  # analyses at once per process (each uses the CPU fully)
     #: "module:function" returning a Detector for a model directory. Web tests point it at
@@ -105,6 +118,9 @@ class DefaultConfig:
     #: middle of an upload) are deleted once they are this old.
     ORPHAN_MIN_AGE_SECONDS = 600
     RETENTION_DAYS = 30  # detections older than this are deleted (0 = keep forever)
+    #: A PEM file of root certificates whose Content Credentials signers count as trusted
+    #: (e.g. the C2PA trust list). None: no trust list, and result pages say so.
+    PROVENANCE_TRUST_ANCHORS: str | None = None
 
     # Pages.
     HISTORY_PER_PAGE = 20

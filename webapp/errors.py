@@ -7,18 +7,9 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from .services.batches import too_large_message as batch_too_large_message
-from .services.database import is_locked_error
-from .services.intake import BUSY_MESSAGE
-from .services.storage import STORAGE_MESSAGE, is_storage_error
-from .templating import human_bytes
-
-
-class InsufficientStorage(HTTPException):
-    """507: the disk is full or the instance folder is not writable."""
-
-    code = 507
-    description = STORAGE_MESSAGE
-
+from .services.database import BUSY_MESSAGE, is_locked_error
+from .services.intake import request_too_large_message
+from .services.storage import InsufficientStorage, is_storage_error
 
 CSP = "; ".join(
     [
@@ -83,19 +74,8 @@ def message_for(err: HTTPException) -> str:
         )
     if code == 413 and request.endpoint == "api.create_batch":
         return batch_too_large_message()
-    if code == 413:
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        if request.endpoint == "upload.upload":  # one file, or several at once (a batch)
-            return (
-                f"Uploads can be at most {human_bytes(limit)} per file, and "
-                f"{human_bytes(current_app.config['BATCH_MAX_BYTES'])} for several files "
-                "sent together. Trim the clip or export it at a lower resolution, or send "
-                "fewer files at once, then try again."
-            )
-        return (
-            f"Uploads can be at most {human_bytes(limit)}. Trim the clip or export it at a "
-            "lower resolution, then try again."
-        )
+    if code == 413:  # the upload form takes one file, or several at once (a batch)
+        return request_too_large_message(batch_form=request.endpoint == "upload.upload")
     if code == 429 and request.endpoint == "account.signin":
         return (
             "Too many sign-in attempts from your address (limit: "

@@ -19,15 +19,11 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from .config import ALLOWED_EXTENSIONS
+from .config import ALLOWED_EXTENSIONS, FORMATS_MESSAGE
 
 ACCEPT_ATTR = ",".join(f".{ext}" for ext in ALLOWED_EXTENSIONS) + ",video/*,image/*"
 
 NO_INPUT_MESSAGE = "Choose a video clip or a photo to analyse, or paste a link to one."
-FORMATS_MESSAGE = (
-    "This type of file is not supported. Upload a video (MP4, MOV, AVI, MKV, WebM) "
-    "or a photo (JPEG, PNG, WebP, BMP)."
-)
 
 
 class UploadForm(FlaskForm):

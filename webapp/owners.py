@@ -3,7 +3,8 @@
 Every detection belongs to an :class:`~webapp.models.Owner`. Who the requester is:
 
 - a browser: an anonymous owner whose id is in a signed, HttpOnly, SameSite cookie, set on
-  the first visit (the Owner row itself is written with the first upload);
+  the first visit (the Owner row itself is written with the first upload, by
+  ``webapp.services.database.ensure_owner``);
 - a signed-in browser: the account's owner (Flask-Login; see ``webapp.auth``);
 - an API call: its bearer token's owner, or, on a site configured with ``PUBLIC_API``, the
   browser's owner or else the shared "public" owner (see ``webapp.auth.api_identity``).
@@ -23,11 +24,11 @@ from typing import Any
 from flask import Flask, abort, current_app, g
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
 
 from .extensions import db
-from .models import Batch, Detection, Owner, new_id
+from .models import Batch, BatchItem, Detection, new_id
 
 COOKIE_NAME = "faceproof_owner"
 COOKIE_SALT = "faceproof.owner"
@@ -123,24 +124,6 @@ def current_identity() -> Identity:
     return identity
 
 
-def ensure_owner(identity: Identity | None = None) -> str:
-    """Write the identity's Owner row if it is not there yet (first upload); its id."""
-    from .services.database import retry_locked
-
-    identity = identity or current_identity()
-    if db.session.get(Owner, identity.owner_id) is None:
-
-        def insert() -> None:
-            db.session.add(Owner(id=identity.owner_id, kind=identity.kind))
-            db.session.commit()
-
-        try:
-            retry_locked(insert)  # SQLite busy: retried like every other write
-        except IntegrityError:  # made by a parallel request of the same browser
-            db.session.rollback()
-    return identity.owner_id
-
-
 # --------------------------------------------------------------------------- scoping
 
 
@@ -170,9 +153,11 @@ def get_visible_or_404(detection_id: str) -> Detection:
 
 def get_visible_batch_or_404(batch_id: str) -> Batch:
     """The requester's batch with its items; 404 for one that is missing *or* someone else's."""
-    from .services.batches import load
-
-    batch = load(batch_id)
+    batch = db.session.scalars(
+        select(Batch)
+        .where(Batch.id == batch_id)
+        .options(selectinload(Batch.items).selectinload(BatchItem.detection))
+    ).first()
     if batch is None or not can_see(batch):
         abort(404)
     return batch

@@ -1,134 +1,117 @@
-"""Analysis in Celery workers: ``celery -A webapp.tasks worker`` (see README "Scaling out").
+"""The Celery worker's entry point: ``celery -A webapp.tasks worker`` (README "Scaling out").
 
-Used when ``DETECTION_QUEUE=celery``: web processes queue :func:`analyze` with the row's id
-and never import TensorFlow; each worker process builds the Flask app and loads the model
-once, when it starts, then runs jobs one at a time.
+Used when ``DETECTION_QUEUE=celery``: web processes queue the analysis task
+(:mod:`webapp.services.celery_app`: the Celery app, its settings, the task) and never import
+TensorFlow. Here each worker pool process builds the Flask app and loads the model, then
+runs jobs one at a time.
 
-Settings come from the same places as the website's (``instance/config.py``, the plain
-``SQLALCHEMY_DATABASE_URI``, ``CELERY_BROKER_URL``, ``STORAGE_ROOT`` variables, then
-``FLASK_*``); :func:`celery_settings` turns them into Celery's. What they guarantee:
+The model loads in a background thread started when the pool process starts, never in
+Celery's ``worker_process_init`` itself: Celery kills a pool process that has not reported
+"up" within ``worker_proc_alive_timeout``, and loading TensorFlow and the model on a busy
+machine can take far longer than that. A job that arrives meanwhile waits for the load
+(:func:`flask_app`). When a pool process dies (killed, out of memory, a hard time limit),
+its job goes back to the queue (``acks_late`` + ``reject_on_worker_lost``) and the worker
+starts a replacement, which comes up at once and loads the model in the background again.
 
-- ``acks_late`` + ``reject_on_worker_lost``: the message is acknowledged after the job, so a
-  worker killed mid-analysis gives the job back to the queue (at once when one pool process
-  dies; after ``CELERY_VISIBILITY_TIMEOUT`` when the whole machine is lost);
-- ``worker_prefetch_multiplier=1``: a worker holds no job it is not running;
-- soft and hard time limits per job; a bounded number of attempts (MAX_JOB_ATTEMPTS), then
-  the row is "failed" with the reason; re-delivered jobs of finished rows do nothing
-  (:func:`webapp.services.analysis.run_delivered_job`).
+``FACEPROOF_TEST_MODEL_LOAD_DELAY`` (seconds, tests and benchmarks only) sleeps that long
+before the load, to stand for a slow model load on a busy machine.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import uuid
-from collections.abc import Mapping
-from pathlib import Path
+import threading
+import time
 from typing import Any
 
-from celery import Celery, signals
+from celery import signals
 from celery.worker.control import inspect_command
+from flask import Flask
+
+from .services.celery_app import (  # noqa: F401 - the worker finds the task through here
+    analyze,
+    celery,
+    celery_settings,
+    configure,
+    environment_config,
+    serve_with,
+)
 
 log = logging.getLogger(__name__)
 
-celery = Celery("faceproof")
-_app = None  # this worker process's Flask app (made on first use)
+configure(environment_config())
+
+_app: Flask | None = None  # this pool process's Flask app, made by the warm-up thread
+_ready = threading.Event()  # set once the app is made and the model loaded (or failed to)
+_warmup: threading.Thread | None = None
+_lock = threading.Lock()
 
 
-def celery_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Celery's settings from the website's config."""
-    hard = int(config["CELERY_TIME_LIMIT"])
-    soft = min(int(config["CELERY_SOFT_TIME_LIMIT"]), hard)
-    visibility = max(int(config["CELERY_VISIBILITY_TIMEOUT"]), hard + 10)
-    return {
-        "broker_url": config["CELERY_BROKER_URL"],
-        "broker_transport_options": {
-            "visibility_timeout": visibility,
-            # How often a worker looks for jobs of vanished workers past the timeout.
-            "unacked_restore_interval": int(config["CELERY_RESTORE_INTERVAL"]),
-            "unacked_restore_throttle": 1,
-        },
-        "broker_connection_retry_on_startup": True,
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": soft,
-        "task_time_limit": hard,
-        "task_ignore_result": True,  # the outcome is the row, not a result backend
-        "task_default_queue": "faceproof",
-        "task_always_eager": bool(config.get("CELERY_TASK_ALWAYS_EAGER")),
-        "task_eager_propagates": True,
-        "worker_hijack_root_logger": False,
-    }
-
-
-def configure(config: Mapping[str, Any]) -> None:
-    """Apply the website's ``config`` (the factory calls this in celery mode). A new broker
-    drops the connections made for the old one (tests build apps with different brokers)."""
-    settings = celery_settings(config)
-    if celery.conf.broker_url != settings["broker_url"]:
-        celery._after_fork()  # forgets the connection and producer pools
-    celery.conf.update(settings)
-
-
-def _environment_config() -> Mapping[str, Any]:
-    """The website's settings as a worker started from the command line sees them."""
-    from flask import Config
-
-    from .config import PROJECT_ROOT, DefaultConfig, load_environment
-
-    instance = os.environ.get("DEEPFAKE_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
-    config = Config(str(Path(instance).resolve()))
-    config.from_object(DefaultConfig)
-    load_environment(config)
-    return config
-
-
-configure(_environment_config())
-
-
-def flask_app():
-    """The Flask app to run a job in: the current one (eager mode, tests), else this worker
-    process's own, made once."""
+def _warm_up() -> None:
+    """Build this process's Flask app and load the default model (in the background)."""
     global _app
-    from flask import current_app, has_app_context
-
-    if has_app_context():
-        return current_app._get_current_object()
-    if _app is None:
+    try:
         from . import create_app
+        from .extensions import db
+        from .services.analysis import load_detector
 
         os.environ["FACEPROOF_CELERY_WORKER"] = "1"  # no start-up recovery: the broker's job
-        _app = create_app()
+        app = create_app()
+        with app.app_context():
+            db.engine.dispose(close=False)  # never share a parent's connections after a fork
+        _app = app
+        delay = float(os.environ.get("FACEPROOF_TEST_MODEL_LOAD_DELAY") or 0)
+        if delay > 0:  # test-only: a slow model load
+            time.sleep(delay)
+        started = time.monotonic()
+        try:
+            load_detector(app, None)
+        except Exception:  # noqa: BLE001 - the job reports it, with its reason, on the row
+            log.exception("Could not load the default model at worker start")
+            return
+        # Printed (the worker logs stdout): tests and benchmarks wait for it.
+        print(
+            f"faceproof: model loaded in worker process {os.getpid()} "
+            f"({time.monotonic() - started:.1f} s)",
+            flush=True,
+        )
+    except Exception:  # noqa: BLE001 - flask_app() makes the app again and raises
+        log.exception("Worker process start-up failed")
+    finally:
+        _ready.set()
+
+
+def start_warm_up() -> threading.Thread:
+    """Start :func:`_warm_up` in a thread, once per process."""
+    global _warmup
+    with _lock:
+        if _warmup is None:
+            _warmup = threading.Thread(target=_warm_up, name="faceproof-warm-up", daemon=True)
+            _warmup.start()
+        return _warmup
+
+
+def flask_app() -> Flask:
+    """This pool process's Flask app, once it is made and the model has loaded (waits)."""
+    start_warm_up()
+    _ready.wait()
+    if _app is None:  # the warm-up failed before the app existed: make it here, or raise
+        from . import create_app
+
+        os.environ["FACEPROOF_CELERY_WORKER"] = "1"
+        return create_app()
     return _app
 
 
+serve_with(flask_app)
+
+
 @signals.worker_process_init.connect
-def _load_model_once(**_: Any) -> None:
-    """Each pool process: build the app and load the default model before the first job."""
-    from .extensions import db
-    from .services.analysis import load_detector
-
-    app = flask_app()
-    with app.app_context():
-        db.engine.dispose(close=False)  # never share a parent's connections after a fork
-    try:
-        load_detector(app, None)
-    except Exception:  # noqa: BLE001 - the job reports it, with its reason, on the row
-        log.exception("Could not load the default model at worker start")
-        return
-    # Printed (the worker logs stdout): tests and benchmarks wait for it.
-    print(f"faceproof: model loaded in worker process {os.getpid()}", flush=True)
-
-
-@celery.task(name="faceproof.analyze", bind=True, acks_late=True, reject_on_worker_lost=True)
-def analyze(self, detection_id: str) -> str:
-    """Analyse one detection row (idempotent; see the module's docstring)."""
-    from .services.analysis import run_delivered_job
-
-    worker = f"celery:{self.request.hostname or socket.gethostname()}:{os.getpid()}"
-    return run_delivered_job(flask_app(), detection_id, f"{worker}:{uuid.uuid4().hex[:8]}")
+def _start_loading(**_: Any) -> None:
+    """Each pool process: start building the app and loading the model, and return at once
+    (so the process reports "up" within Celery's liveness wait however slow the load)."""
+    start_warm_up()
 
 
 @inspect_command()
@@ -137,4 +120,4 @@ def faceproof_model(state, **_: Any) -> dict[str, Any]:
     (for /healthz). Reads config.json only: the worker's main process makes no Flask app."""
     from .services.modelcard import model_info
 
-    return {"model_version": model_info(_environment_config()["MODEL_DIR"]).get("version")}
+    return {"model_version": model_info(environment_config()["MODEL_DIR"]).get("version")}

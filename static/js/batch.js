@@ -6,13 +6,12 @@
   "use strict";
 
   var box = document.getElementById("batch");
-  if (!box || !window.fetch) return;
+  if (!box || !window.fetch || !window.faceproofPoll) return;
 
   var url = box.getAttribute("data-status-url");
   var bar = document.getElementById("batch-progress");
   var headline = box.querySelector("[data-batch-headline]");
   var multi = box.getAttribute("data-multi") === "true";
-  var failures = 0;
 
   function setText(el, text) {
     if (el && el.textContent !== text) el.textContent = text;
@@ -134,27 +133,13 @@
     }
   }
 
-  function poll() {
-    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
-      .then(function (response) {
-        if (response.status === 404) {
-          window.location.assign(box.getAttribute("data-gone-url"));
-          return null;
-        }
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
-      .then(function (batch) {
-        if (!batch) return;
-        failures = 0;
-        render(batch);
-        if (!batch.finished) window.setTimeout(poll, 1500);
-      })
-      .catch(function () {
-        failures += 1;
-        window.setTimeout(poll, Math.min(15000, 1000 * Math.pow(2, failures)));
-      });
-  }
-
-  window.setTimeout(poll, 800);
+  window.faceproofPoll({
+    url: url,
+    first: 800,
+    onData: function (batch) {
+      render(batch);
+      return batch.finished ? null : 1500;
+    },
+    onGone: function () { window.location.assign(box.getAttribute("data-gone-url")); }
+  });
 })();

@@ -6,8 +6,7 @@
 (function () {
   "use strict";
 
-  if (!window.fetch || !window.DOMParser) return;
-  var failures = 0;
+  if (!window.fetch || !window.DOMParser || !window.faceproofPoll) return;
 
   function panel() {
     return document.getElementById("compare");
@@ -38,39 +37,30 @@
     }
   }
 
-  function schedule() {
+  function pending() {
     var box = panel();
-    if (!box || box.getAttribute("data-pending") !== "1") return;
-    window.setTimeout(poll, failures ? Math.min(15000, 2000 * Math.pow(2, failures)) : 2000);
-  }
-
-  function poll() {
-    var box = panel();
-    if (!box) return;
-    fetch(box.getAttribute("data-panel-url"), {
-      headers: { Accept: "text/html" }, cache: "no-store", credentials: "same-origin"
-    })
-      .then(function (response) {
-        if (response.status === 404) return null; // this result was deleted meanwhile
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.text();
-      })
-      .then(function (html) {
-        if (html === null) return;
-        failures = 0;
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        var fresh = doc.getElementById("compare");
-        if (fresh) box.replaceWith(document.importNode(fresh, true));
-        else box.remove(); // the other analyses were deleted: nothing left to compare
-        settleNotices();
-        schedule();
-      })
-      .catch(function () {
-        failures += 1;
-        schedule();
-      });
+    return box && box.getAttribute("data-pending") === "1" ? 2000 : null;
   }
 
   settleNotices();
-  schedule();
+  window.faceproofPoll({
+    url: function () {
+      var box = panel();
+      return box && box.getAttribute("data-panel-url");
+    },
+    html: true,
+    backoff: 2000,
+    first: pending(),
+    onData: function (html) {
+      var box = panel();
+      if (!box) return null;
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var fresh = doc.getElementById("compare");
+      if (fresh) box.replaceWith(document.importNode(fresh, true));
+      else box.remove(); // the other analyses were deleted: nothing left to compare
+      settleNotices();
+      return pending();
+    }
+    // a 404: this result was deleted meanwhile; stop
+  });
 })();

@@ -5,7 +5,7 @@
   "use strict";
 
   var box = document.getElementById("job");
-  if (!box || !window.fetch) return;
+  if (!box || !window.fetch || !window.faceproofPoll) return;
 
   var url = box.getAttribute("data-status-url");
   var bar = document.getElementById("job-progress");
@@ -19,7 +19,6 @@
   // as part of "detect", "load" comes just before "decode", "save" completes all.
   var order = Array.prototype.map.call(steps, function (el) { return el.getAttribute("data-stage"); });
   var alias = { align: "detect" };
-  var failures = 0;
 
   function markStages(stage) {
     var current = alias[stage] || stage;
@@ -59,33 +58,19 @@
     }
   }
 
-  function poll() {
-    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
-      .then(function (response) {
-        if (response.status === 404) {
-          window.location.assign(box.getAttribute("data-gone-url"));
-          return null;
-        }
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
-      .then(function (s) {
-        if (!s) return;
-        failures = 0;
-        render(s);
-        if (s.status === "done" || s.status === "failed") {
-          // The reloaded page puts the focus on the verdict, so it is read out (site.js).
-          try { window.sessionStorage.setItem("faceproof-focus-verdict", s.id); } catch (e) { /* private mode */ }
-          window.setTimeout(function () { window.location.reload(); }, 300);
-          return;
-        }
-        window.setTimeout(poll, 1000);
-      })
-      .catch(function () {
-        failures += 1;
-        window.setTimeout(poll, Math.min(15000, 1000 * Math.pow(2, failures)));
-      });
-  }
-
-  window.setTimeout(poll, 600);
+  window.faceproofPoll({
+    url: url,
+    first: 600,
+    onData: function (s) {
+      render(s);
+      if (s.status === "done" || s.status === "failed") {
+        // The reloaded page puts the focus on the verdict, so it is read out (site.js).
+        try { window.sessionStorage.setItem("faceproof-focus-verdict", s.id); } catch (e) { /* private mode */ }
+        window.setTimeout(function () { window.location.reload(); }, 300);
+        return null;
+      }
+      return 1000;
+    },
+    onGone: function () { window.location.assign(box.getAttribute("data-gone-url")); }
+  });
 })();

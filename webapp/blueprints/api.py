@@ -7,12 +7,16 @@ sees only its owner's detections and batches (an admin's token: everyone's).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from ..auth import api_identity
 from ..extensions import db
-from ..owners import ensure_owner, get_visible_batch_or_404, get_visible_or_404
+from ..owners import get_visible_batch_or_404, get_visible_or_404
 from ..services import batches, compare, intake, links, presenters, storage
+from ..services.database import ensure_owner
 from .history import detections_query, known_model, parse_filters
 from .upload import uploads_limit
 
@@ -131,6 +135,9 @@ def get_detection(detection_id: str):
             "results.download_json", detection_id=det.id, _external=True
         )
         body["links"]["csv"] = url_for("results.download_csv", detection_id=det.id, _external=True)
+        body["links"]["provenance_csv"] = url_for(
+            "results.download_provenance_csv", detection_id=det.id, _external=True
+        )
         body["links"]["report"] = url_for("report.api", detection_id=det.id, _external=True)
     response = jsonify(body)
     if det.is_pending:
@@ -152,28 +159,11 @@ def list_detections():
     if not known_model(filters, options):
         listed = ", ".join(o["version"] for o in options) or "none"
         return _error(400, "unknown_model", f"Unknown model {filters['model']!r}. Models: {listed}.")
-    max_per_page = current_app.config["API_MAX_PER_PAGE"]
-    page = db.paginate(detections_query(filters), max_per_page=max_per_page, error_out=False)
-
-    def link(n: int | None) -> str | None:
-        if n is None:
-            return None
-        return url_for(
-            ".list_detections",
-            page=n,
-            per_page=page.per_page,
-            _external=True,
-            **{k: v for k, v in filters.items() if v},
-        )
-
-    return jsonify(
-        items=[presenters.summary_dict(det) for det in page.items],
-        page=page.page,
-        per_page=page.per_page,
-        total=page.total,
-        pages=page.pages,
-        next=link(page.next_num),
-        prev=link(page.prev_num),
+    return paginated(
+        detections_query(filters),
+        presenters.summary_dict,
+        ".list_detections",
+        **{k: v for k, v in filters.items() if v},
     )
 
 
@@ -229,16 +219,23 @@ def delete_batch(batch_id: str):
 
 @bp.get("/batches")
 def list_batches():
+    return paginated(batches.visible_query(), batches.listing_dict, ".list_batches")
+
+
+def paginated(query: Any, item: Callable[[Any], dict[str, Any]], endpoint: str, **args: Any):
+    """One page of ``query``'s rows as the API lists them: ``items`` (each row through
+    ``item``), ``page``, ``per_page`` (``?per_page=``, at most API_MAX_PER_PAGE), ``total``,
+    ``pages``, and the ``next``/``prev`` page URLs of ``endpoint`` with ``args`` kept."""
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
-    page = db.paginate(batches.visible_query(), max_per_page=max_per_page, error_out=False)
+    page = db.paginate(query, max_per_page=max_per_page, error_out=False)
 
     def link(n: int | None) -> str | None:
         if n is None:
             return None
-        return url_for(".list_batches", page=n, per_page=page.per_page, _external=True)
+        return url_for(endpoint, page=n, per_page=page.per_page, _external=True, **args)
 
     return jsonify(
-        items=[batches.listing_dict(batch) for batch in page.items],
+        items=[item(row) for row in page.items],
         page=page.page,
         per_page=page.per_page,
         total=page.total,

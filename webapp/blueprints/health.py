@@ -19,7 +19,6 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import func, select, text
 
-from ..detection import registry
 from ..extensions import db
 from ..models import Detection
 from ..services import modelcard
@@ -67,7 +66,7 @@ def _storage() -> dict[str, Any]:
 
 
 def _broker() -> dict[str, Any]:
-    from ..tasks import celery
+    from ..services.celery_app import celery
 
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
@@ -75,7 +74,7 @@ def _broker() -> dict[str, Any]:
 
 
 def _workers() -> dict[str, Any]:
-    from ..tasks import celery
+    from ..services.celery_app import celery
 
     replies = celery.control.broadcast("faceproof_model", reply=True, timeout=1.0) or []
     workers = {name: info for reply in replies for name, info in reply.items()}
@@ -93,10 +92,7 @@ def healthz():
             checks["workers"] = _check(_workers)
             checks["workers"]["ok"] = True  # informative: jobs wait in the queue meanwhile
     db.session.rollback()
-    try:
-        versions = registry.Registry(cfg["MODEL_DIR"]).versions
-    except Exception:  # noqa: BLE001
-        versions = []
+    versions = modelcard.installed_versions()
     healthy = all(c["ok"] for c in checks.values())
     body = {
         "status": "ok" if healthy else "unavailable",

@@ -11,7 +11,7 @@ from ..forms import UploadForm
 from ..models import Detection
 from ..owners import visible
 from ..services import batches, modelcard
-from ..templating import human_bytes
+from ..services.formatting import human_bytes
 
 bp = Blueprint("pages", __name__)
 
@@ -50,7 +50,8 @@ def info():
 def model_card():
     """Every model of the registry with its measured rows and its card, the default first."""
     models = catalog.models()
-    return render_template("pages/model.html", models=models, compared=catalog.compared(models))
+    return render_template("pages/model.html", models=models, compared=catalog.compared(models),
+                           trust=catalog.trust_compared(models))
 
 
 def upload_limits() -> dict:

@@ -21,8 +21,7 @@ from ..errors import TITLES, wants_json
 from ..extensions import limiter
 from ..models import Detection
 from ..owners import get_visible_or_404
-from ..services import report, storage
-from .results import build_view
+from ..services import presenters, report, storage
 from .share import shared_or_404
 
 bp = Blueprint("report", __name__)
@@ -66,7 +65,7 @@ def _send(det: Detection, *, shared: bool) -> Response:
     paper = (request.args.get("paper") or report.DEFAULT_PAPER).lower()
     if paper not in report.PAPERS:
         return _error(400, "bad_paper", f"Unknown paper size {paper!r}: use a4 or letter.")
-    view = build_view(det, result, report.artefact_uri(det))
+    view = presenters.build_view(det, result, report.artefact_uri(det))
     try:
         pdf = report.render_pdf(det, result, view, paper=paper, shared=shared)
     except report.ReportUnavailable as err:

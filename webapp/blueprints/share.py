@@ -8,30 +8,19 @@ revoked, expired or unknown token is a 404, like any other missing page.
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from sqlalchemy import select
 
 from ..extensions import db
 from ..forms import RevokeShareForm, ShareForm
-from ..models import Detection, ShareLink, utcnow
+from ..models import Detection, ShareLink
 from ..owners import get_visible_or_404
-from ..services import presenters, storage
-from .results import ARTEFACT_NAME, build_view, send_artefact
+from ..services import presenters, sharing, storage
+from ..services.provenance_view import provenance_csv
+from .results import ARTEFACT_NAME, send_artefact
 
 bp = Blueprint("share", __name__)
-
-
-def links_of(det: Detection) -> list[ShareLink]:
-    """The detection's links that still work, newest first."""
-    rows = db.session.scalars(
-        select(ShareLink)
-        .where(ShareLink.detection_id == det.id, ShareLink.revoked_at.is_(None))
-        .order_by(ShareLink.created_at.desc())
-    ).all()
-    return [link for link in rows if link.usable()]
 
 
 @bp.post("/results/<detection_id>/share")
@@ -45,14 +34,7 @@ def create(detection_id: str):
     if det.status != "done" or storage.load_result(det) is None:
         flash("A result can be shared once its analysis has finished.", "error")
         return back
-    days = int(form.expires.data) if form.expires.data else None
-    link = ShareLink(
-        token=secrets.token_urlsafe(24),
-        detection_id=det.id,
-        expires_at=utcnow() + timedelta(days=days) if days else None,
-    )
-    db.session.add(link)
-    db.session.commit()
+    sharing.create_link(det, int(form.expires.data) if form.expires.data else None)
     flash(
         "Share link created: anyone with it can see this result and download it, nothing else. "
         "Revoke it below when it is no longer needed.",
@@ -70,9 +52,7 @@ def revoke(detection_id: str):
         link = db.session.get(ShareLink, int(form.link.data))
     if link is None or link.detection_id != det.id:
         abort(404)
-    if link.revoked_at is None:
-        link.revoked_at = utcnow()
-        db.session.commit()
+    sharing.revoke(link)
     flash("Share link revoked: it no longer opens this result.", "success")
     return redirect(url_for("results.show", detection_id=det.id, _anchor="share"), code=303)
 
@@ -102,6 +82,7 @@ def shared_urls(token: str) -> dict:
         "file": lambda name: url_for("share.artefact", token=token, name=name),
         "json": url_for("share.download_json", token=token),
         "csv": url_for("share.download_csv", token=token),
+        "provenance_csv": url_for("share.download_provenance_csv", token=token),
         "report": url_for("report.shared", token=token),
     }
 
@@ -115,7 +96,7 @@ def show(token: str):
             "results/show.html",
             det=det,
             result=result,
-            view=build_view(det, result, urls["file"]),
+            view=presenters.build_view(det, result, urls["file"]),
             status=presenters.status_dict(det),
             broken=False,
             has_thumb=storage.has_thumbnail(det),
@@ -173,3 +154,9 @@ def download_json(token: str):
 def download_csv(token: str):
     _, det, result = shared_result_or_404(token)
     return _download(presenters.frames_csv(det, result), "text/csv", f"detection-{det.id}-frames.csv")
+
+
+@bp.get("/shared/<token>/provenance.csv")
+def download_provenance_csv(token: str):
+    _, det, result = shared_result_or_404(token)
+    return _download(provenance_csv(result), "text/csv", f"detection-{det.id}-provenance.csv")

@@ -16,8 +16,8 @@ from flask import (
 
 from ..extensions import limiter
 from ..forms import UploadForm
-from ..owners import ensure_owner
 from ..services import batches, compare, intake, links
+from ..services.database import ensure_owner
 from .pages import upload_limits
 
 bp = Blueprint("upload", __name__)

@@ -49,6 +49,10 @@ class ModelConfig:
     proj_units: int = 128
     dropout: float = 0.3
     temperature: float = 1.0  # track logit / temperature -> calibrated p_fake
+    # Per media type ("video", "image"): (scale, shift), p_fake = sigmoid(scale * logit + shift)
+    # (Platt scaling, fitted apart for clips and photos: a photo is a sequence of one and its
+    # logits sit elsewhere). None: the temperature above for both.
+    calibration: dict[str, list[float]] | None = None
     frame_temperature: float = 1.0  # frame logit / frame_temperature -> shown per-frame p_fake
     real_below: float = 0.3  # p_fake below: "real"
     fake_above: float = 0.7  # p_fake at or above: "fake"; between: "inconclusive"
@@ -79,6 +83,11 @@ class ModelConfig:
         if media_type == "video" and self.clip_fake_above is not None and self.clip_real_below is not None:
             return {"real_below": self.clip_real_below, "fake_above": self.clip_fake_above}
         return self.thresholds
+
+    def probability(self, track_logit: float, media_type: str = "image") -> float:
+        """Calibrated p_fake of a track logit for a "video" or an "image"."""
+        scale, shift = (self.calibration or {}).get(media_type) or (1.0 / self.temperature, 0.0)
+        return float(1.0 / (1.0 + np.exp(-(scale * track_logit + shift))))
 
     def verdict(self, p_fake: float | None, media_type: str = "image") -> str:
         """Band of a calibrated probability; ``None`` (no face) is never "real"."""

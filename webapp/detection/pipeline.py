@@ -232,7 +232,7 @@ class Detector:
                 rows = row[sl]
                 track_logit = self.track_logit(pooled[rows], logits[rows])
                 self._check_finite(np.array([track_logit]), "track score")
-                p = round(float(sigmoid(track_logit / self.cfg.temperature)), 4)
+                p = round(self.cfg.probability(track_logit, info.media_type), 4)
                 mean = round(float(np.mean(frame_p[sl])), 4)
             track_scores.append(TrackScore(
                 id=ti, n_frames=len(tr), p_fake=p, p_fake_frame_mean=mean,

@@ -19,12 +19,13 @@ from PIL import Image
 from sqlalchemy import func, update
 from werkzeug.utils import import_string
 
-from ..detection import registry
 from ..detection.errors import DetectionError
+from ..detection.provenance import read_provenance
 from ..extensions import db
 from ..models import Detection, utcnow
 from .database import _set_values, retry_locked
 from .downloads import download_link
+from .modelcard import model_folder
 from .presenters import PENDING, STAGE_ALIASES, iso, overall_progress
 from .storage import (
     RESULT_STORAGE_MESSAGE,
@@ -82,17 +83,7 @@ def load_detector(app: Flask, version: str | None = None):
     loader = app.config["DETECTOR_LOADER"]
     if isinstance(loader, str):
         loader = import_string(loader.replace(":", "."))
-    model = app.config["MODEL_DIR"]
-    if version:
-        reg = registry.Registry(model)
-        entry = reg.get(version)
-        if entry is None:
-            raise registry.UnknownModelError(
-                f"Model version {version} is not installed on this server (available: "
-                f"{', '.join(reg.versions) or 'none'}); upload the file again to use another model."
-            )
-        model = str(entry.path)
-    return loader(model)
+    return loader(model_folder(version, app.config["MODEL_DIR"]))
 
 
 def run_job(app: Flask, detection_id: str, runner_id: str) -> None:
@@ -203,8 +194,12 @@ def _analyse(app: Flask, detection_id: str, claim: str) -> None:
             max_duration=float(app.config["MAX_DURATION_SECONDS"]),
             max_pixels=int(app.config["MAX_PIXELS"]),
         )
+        # what the file says about itself: shown beside the verdict, never fed into it
+        provenance = read_provenance(
+            path, det.media_type, app.config.get("PROVENANCE_TRUST_ANCHORS")
+        )
         report("save", 0.0)
-        _finish(det, analysis, time.monotonic() - started, claim)
+        _finish(det, analysis, time.monotonic() - started, claim, provenance)
     except DetectionError as err:
         _fail(detection_id, err.code, str(err), claim)
     except Exception as err:
@@ -276,7 +271,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _finish(det: Detection, analysis, seconds: float, claim: str | None = None) -> None:
+def _finish(
+    det: Detection, analysis, seconds: float, claim: str | None = None, provenance=None
+) -> None:
     """Write artefacts and result.json, then the row. A deleted row discards the result.
 
     An OSError while writing (a full disk) propagates after removing what was written, so
@@ -285,7 +282,7 @@ def _finish(det: Detection, analysis, seconds: float, claim: str | None = None) 
     det_id = det.id
     rdir = result_dir(det_id)
     try:
-        _write_artefacts(det, analysis, seconds, rdir)
+        _write_artefacts(det, analysis, seconds, rdir, provenance)
     except BaseException:
         _discard_artefacts(det_id)
         raise
@@ -319,8 +316,11 @@ def _finish(det: Detection, analysis, seconds: float, claim: str | None = None) 
             db.session.commit()
 
 
-def _write_artefacts(det: Detection, analysis, seconds: float, rdir: Path) -> None:
-    """Chips, Grad-CAM overlays, then result.json (atomically, last)."""
+def _write_artefacts(
+    det: Detection, analysis, seconds: float, rdir: Path, provenance=None
+) -> None:
+    """Chips, Grad-CAM overlays, then result.json (atomically, last); ``provenance`` (what
+    the file says about itself, ``detection.provenance``) is stored beside the result."""
     det_id = det.id
     (rdir / "chips").mkdir(parents=True, exist_ok=True)
     data = analysis.to_dict()
@@ -350,6 +350,8 @@ def _write_artefacts(det: Detection, analysis, seconds: float, rdir: Path) -> No
         "created_at": iso(det.created_at),
     }
     data["processing_seconds"] = round(seconds, 3)
+    if provenance is not None:
+        data["provenance"] = provenance
     tmp = rdir / "result.json.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(data, default=_json_default, indent=1))

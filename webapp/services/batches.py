@@ -32,9 +32,9 @@ from werkzeug.datastructures import FileStorage
 from ..extensions import db
 from ..models import VERDICT_LABELS, VERDICTS, Batch, BatchItem, Detection, new_id
 from ..owners import visible
-from ..templating import human_bytes, pct
 from . import compare, intake, links, presenters
 from .database import is_locked_error, retry_locked
+from .formatting import human_bytes, pct
 from .intake import UploadRejected
 from .storage import delete_detection, has_thumbnail, is_storage_error
 
@@ -231,15 +231,6 @@ def item_error(item: BatchItem, status: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def load(batch_id: str) -> Batch | None:
-    """The batch with its items and their detections (one query each)."""
-    return db.session.scalars(
-        select(Batch)
-        .where(Batch.id == batch_id)
-        .options(selectinload(Batch.items).selectinload(BatchItem.detection))
-    ).first()
 
 
 def visible_query() -> Select[Any]:

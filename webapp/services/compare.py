@@ -13,22 +13,26 @@ share link.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, url_for
+from flask import url_for
 from sqlalchemy import select
 
-from ..detection import registry
-from ..detection.errors import ModelNotFoundError
 from ..extensions import db
 from ..models import Detection, new_id
 from ..owners import current_identity, visible
 from . import storage
-from .database import dedup_lock, is_locked_error, retry_locked
-from .intake import BUSY_MESSAGE, UploadRejected, chosen_model, find_existing, storage_rejection
-from .jobs import runner
+from .detections import (
+    StoredFile,
+    UploadRejected,
+    create_for_stored_file,
+    find_existing,
+    storage_rejection,
+)
+from .formatting import DEFAULT_THRESHOLDS, gauge, score_pct, timeline
+from .intake import chosen_model
+from .modelcard import installed_models
 from .presenters import status_dict
 
 log = logging.getLogger(__name__)
@@ -103,14 +107,6 @@ def upload_gone_message(version: str) -> str:
 
 
 # --------------------------------------------------------------------------- the models
-
-
-def installed_models() -> list[registry.ModelEntry]:
-    """The registry's models, newest first; empty when it cannot be read."""
-    try:
-        return registry.Registry(current_app.config["MODEL_DIR"]).entries
-    except (ModelNotFoundError, OSError):
-        return []
 
 
 def model_options() -> list[dict[str, Any]]:
@@ -217,70 +213,22 @@ def analyse_again(det: Detection, model: str | None) -> tuple[Detection, bool]:
             "link_not_fetched",
             409,
         )
-    det_id = new_id()
-    folder = storage.upload_folder()
     sources = stored_uploads(det)
-    suffix = sources[0].suffix if sources else ""
-    stored = folder / f"{det_id}{suffix}"
-    rdir = storage.result_dir(det_id)
+    part = storage.upload_folder() / f"{new_id()}.part"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not sources or not _copy_upload(det, stored):
-            raise UploadRejected(upload_gone_message(version or "that model"), "upload_gone", 409)
-        row = Detection(
-            id=det_id,
-            filename=det.filename,
-            source_url=det.source_url,  # the same bytes, fetched from that link
-            sha256=det.sha256,
-            size_bytes=det.size_bytes,
-            media_type=det.media_type,
-            upload_name=stored.name,
-            width=det.width,
-            height=det.height,
-            duration=det.duration,
-            fps=det.fps,
-            frame_count=det.frame_count,
-            model_version=version,
-            status="queued",
-            stage="queued",
-            progress=0.0,
-            owner=runner().id,
-            owner_id=det.owner_id,
-        )
-        rdir.mkdir(parents=True, exist_ok=True)
-        thumb = storage.result_dir(det.id) / "thumb.jpg"
-        if thumb.is_file():
-            shutil.copyfile(thumb, rdir / "thumb.jpg")
-        else:
-            storage.make_thumbnail(stored, det.media_type, det.duration, rdir / "thumb.jpg")
-        with dedup_lock(f"{det.owner_id}:{det.sha256}"):  # as intake: one row per model
-            existing = find_existing(det.sha256, version, det.owner_id)
-            if existing is None:
-                retry_locked(lambda: _insert(row))
+        part.parent.mkdir(parents=True, exist_ok=True)
+        copied = bool(sources) and _copy_upload(det, part)
     except BaseException as err:
-        db.session.rollback()
-        stored.unlink(missing_ok=True)
-        shutil.rmtree(rdir, ignore_errors=True)
+        part.unlink(missing_ok=True)
         if storage.is_storage_error(err):
             log.error("Analysis again refused: storage full or not writable (%s)", err)
             raise storage_rejection() from err
-        if is_locked_error(err):
-            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
         raise
-    if existing is not None:
-        stored.unlink(missing_ok=True)
-        shutil.rmtree(rdir, ignore_errors=True)
-        return existing, True
-    try:
-        runner().submit(row.id)
-    except RuntimeError:  # shutting down: the next start-up runs it
-        log.warning("Job queue closed; detection %s will run after the restart", row.id)
-    return row, False
-
-
-def _insert(row: Detection) -> None:
-    db.session.add(row)
-    db.session.commit()
+    if not copied:
+        raise UploadRejected(upload_gone_message(version or "that model"), "upload_gone", 409)
+    thumb = storage.result_dir(det.id) / "thumb.jpg"
+    stored = StoredFile.copy_of(det, part, sources[0].suffix, thumbnail=thumb)
+    return create_for_stored_file(stored, det.owner_id, [version])[0]
 
 
 # --------------------------------------------------------------------------- the page
@@ -317,13 +265,9 @@ def comparison(det: Detection, result: dict[str, Any]) -> dict[str, Any]:
 def _column(
     row: Detection, det: Detection, result: dict[str, Any] | None, entries: dict[str, Any]
 ) -> dict[str, Any]:
-    # The chart and score helpers of the result page, so both draw alike (imported here: the
-    # results blueprint imports this module).
-    from ..blueprints.results import gauge, score_pct, timeline
-
     if result is None and row.status == "done":
         result = storage.load_result(row)
-    t = (result or {}).get("thresholds") or {"real_below": 0.3, "fake_above": 0.7}
+    t = (result or {}).get("thresholds") or DEFAULT_THRESHOLDS
     done = row.status == "done" and result is not None
     entry = entries.get(row.model_version or "")
     if row.status == "done" and result is None:

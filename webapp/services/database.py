@@ -1,6 +1,7 @@
 """The database helpers that differ by dialect (SQLite for ``make run``, PostgreSQL when
-scaled out): retrying a write the database refused for now, and the two locks (start-up,
-duplicate uploads). Nothing else in the website writes SQL of one dialect."""
+scaled out): retrying a write the database refused for now (and the message saying so), the
+two locks (start-up, duplicate uploads), and writing a requester's Owner row on their first
+upload. Nothing else in the website writes SQL of one dialect."""
 
 from __future__ import annotations
 
@@ -16,14 +17,21 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..extensions import db
-from ..models import Detection
+from ..models import Detection, Owner
+from ..owners import Identity, current_identity
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: What a user is told when the database still refuses a write after the retries (503).
+BUSY_MESSAGE = (
+    "The server is too busy to take this right now and nothing was saved. Please try again "
+    "in a minute."
+)
 
 #: PostgreSQL errors worth retrying: serialization failure, deadlock, lock not available.
 RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
@@ -139,3 +147,19 @@ def _execute_commit(stmt):
     res = db.session.execute(stmt)
     db.session.commit()
     return res
+
+
+def ensure_owner(identity: Identity | None = None) -> str:
+    """Write the identity's Owner row if it is not there yet (first upload); its id."""
+    identity = identity or current_identity()
+    if db.session.get(Owner, identity.owner_id) is None:
+
+        def insert() -> None:
+            db.session.add(Owner(id=identity.owner_id, kind=identity.kind))
+            db.session.commit()
+
+        try:
+            retry_locked(insert)  # SQLite busy: retried like every other write
+        except IntegrityError:  # made by a parallel request of the same browser
+            db.session.rollback()
+    return identity.owner_id

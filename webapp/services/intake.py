@@ -4,58 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 import unicodedata
-from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
 from flask import current_app
-from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
-from ..config import ALLOWED_EXTENSIONS
-from ..detection import registry
-from ..detection.errors import DetectionError, ModelNotFoundError
-from ..extensions import db
-from ..models import Detection, new_id, utcnow
-from ..templating import human_bytes
-from .database import dedup_lock, is_locked_error, retry_locked
-from .jobs import runner
-from .modelcard import current_model_version
-from .storage import (
-    STORAGE_MESSAGE,
-    is_storage_error,
-    link_or_copy,
-    make_thumbnail,
-    result_dir,
-    upload_folder,
+from ..config import ALLOWED_EXTENSIONS, FORMATS_MESSAGE
+from ..detection.errors import DetectionError
+from ..models import Detection, new_id
+from .database import BUSY_MESSAGE  # noqa: F401 - batches say it as intake's
+from .detections import (  # noqa: F401 - find_existing: part of intake's interface
+    StoredFile,
+    UploadRejected,
+    create_for_stored_file,
+    find_existing,
+    storage_rejection,
 )
+from .formatting import human_bytes
+from .modelcard import current_model_version, installed_versions
+from .storage import is_storage_error, upload_folder
 
 log = logging.getLogger(__name__)
 
 
 CHUNK = 1024 * 1024
-
-
-class UploadRejected(Exception):
-    """The upload cannot be analysed. ``str(err)`` is shown to the user."""
-
-    def __init__(self, message: str, code: str = "invalid_upload", status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def storage_rejection() -> UploadRejected:
-    return UploadRejected(STORAGE_MESSAGE, "storage_error", 507)
-
-
-BUSY_MESSAGE = (
-    "The server is too busy to take this right now and nothing was saved. Please try again "
-    "in a minute."
-)
 
 
 def clean_filename(name: str | None) -> str:
@@ -114,23 +88,22 @@ def too_large_message() -> str:
     )
 
 
-def find_existing(sha256: str, model_version: str | None, owner_id: str) -> Detection | None:
-    """The owner's own finished (or still running) analysis of the same bytes by the same
-    model version. Another owner's never counts: that would tell them the file was seen."""
-    stmt = (
-        select(Detection)
-        .where(
-            Detection.owner_id == owner_id,
-            Detection.sha256 == sha256,
-            Detection.model_version.is_(None)
-            if model_version is None
-            else Detection.model_version == model_version,
-            Detection.status.in_(("done", "queued", "running")),
+def request_too_large_message(batch_form: bool = False) -> str:
+    """What a request over MAX_CONTENT_LENGTH is told (413); ``batch_form``: the upload form,
+    which also takes several files at once (up to BATCH_MAX_BYTES)."""
+    cfg = current_app.config
+    limit = human_bytes(cfg.get("MAX_CONTENT_LENGTH"))
+    if batch_form:
+        return (
+            f"Uploads can be at most {limit} per file, and "
+            f"{human_bytes(cfg['BATCH_MAX_BYTES'])} for several files "
+            "sent together. Trim the clip or export it at a lower resolution, or send "
+            "fewer files at once, then try again."
         )
-        .order_by(Detection.created_at.desc())
-        .limit(1)
+    return (
+        f"Uploads can be at most {limit}. Trim the clip or export it at a "
+        "lower resolution, then try again."
     )
-    return db.session.scalars(stmt).first()
 
 
 def probe(path: Path):
@@ -158,14 +131,6 @@ def chosen_model(model: str | None) -> str | None:
 
 #: ``models=all``: every model of the registry.
 ALL_MODELS = "all"
-
-
-def installed_versions() -> list[str]:
-    """The registry's versions, newest first; empty when it cannot be read."""
-    try:
-        return registry.Registry(Path(current_app.config["MODEL_DIR"])).versions
-    except ModelNotFoundError:
-        return []
 
 
 def chosen_models(models: str | None, model: str | None = None) -> list[str | None]:
@@ -232,8 +197,6 @@ def create_analyses(
     row is written, the first version's first. Raises :class:`UploadRejected`; on any failure
     nothing is left on disk or in the database.
     """
-    from ..forms import FORMATS_MESSAGE
-
     if file is None or not file.filename:
         raise UploadRejected("Choose a video clip or a photo to analyse.", "no_file")
     versions = list(dict.fromkeys(versions)) or [chosen_model(None)]
@@ -244,95 +207,24 @@ def create_analyses(
 
     folder = upload_folder()
     part = folder / f"{new_id()}.part"
-    found: dict[str | None, Detection] = {}
-    new: dict[str | None, Detection] = {}
-    written: list[Path] = []  # each new row's upload and result folder, removed on failure
     try:
         folder.mkdir(parents=True, exist_ok=True)
         sha, size = _save_stream(file.stream, part, current_app.config.get("MAX_CONTENT_LENGTH"))
         if size == 0:
             raise UploadRejected("The file is empty.", "corrupt_media")
-        for version in versions:
-            existing = find_existing(sha, version, owner_id)
-            if existing is not None:
-                found[version] = existing
-        if len(found) == len(versions):
+        found = [find_existing(sha, version, owner_id) for version in versions]
+        if all(found):  # every model has judged these bytes for this owner: nothing to store
             part.unlink()
-            return [(found[v], True) for v in versions]
-        first: Detection | None = None  # the first new row: its file is probed, thumbnailed
-        info = None
-        # One microsecond apart, in the versions' order: the queue and the pages order by it.
-        created = utcnow()
-        for version in versions:
-            if version in found:
-                continue
-            det_id = new_id()
-            stored = folder / f"{det_id}.{ext}"
-            rdir = result_dir(det_id)
-            written += [stored, rdir]
-            if first is None:
-                os.replace(part, stored)
-                info = _probe_upload(stored)
-            else:
-                link_or_copy(upload_folder() / first.upload_name, stored)
-            det = Detection(
-                id=det_id,
-                filename=name,
-                sha256=sha,
-                size_bytes=size,
-                media_type=info.media_type,
-                upload_name=stored.name,
-                width=info.width,
-                height=info.height,
-                duration=info.duration,
-                fps=info.fps,
-                frame_count=info.frame_count,
-                model_version=version,
-                status="queued",
-                stage="queued",
-                progress=0.0,
-                owner=runner().id,
-                owner_id=owner_id,
-                created_at=created + timedelta(microseconds=len(new)),
-            )
-            new[version] = det
-            rdir.mkdir(parents=True, exist_ok=True)
-            if first is None:
-                make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
-                first = det
-            elif (result_dir(first.id) / "thumb.jpg").is_file():
-                shutil.copyfile(result_dir(first.id) / "thumb.jpg", rdir / "thumb.jpg")
-        # The same bytes may have arrived in another request (thread or process) meanwhile:
-        # check again and insert under one lock, in one commit, so identical uploads make
-        # one row per model.
-        with dedup_lock(f"{owner_id}:{sha}"):
-            for version in list(new):
-                existing = find_existing(sha, version, owner_id)
-                if existing is not None:
-                    found[version] = existing
-                    det = new.pop(version)
-                    _remove(upload_folder() / det.upload_name)
-                    _remove(result_dir(det.id))
-            if new:
-                retry_locked(lambda: _insert(*new.values()))
+            return [(det, True) for det in found]
+        info = _probe_upload(part)
     except BaseException as err:
-        db.session.rollback()
         part.unlink(missing_ok=True)
-        for path in written:
-            _remove(path)
         if is_storage_error(err):
             log.error("Upload refused: storage full or not writable (%s)", err)
             raise storage_rejection() from err
-        if is_locked_error(err):
-            log.error("Upload refused: database still locked after retries (%s)", err)
-            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
         raise
-    for det in new.values():  # dict order: the versions' order, the upload's own model first
-        try:
-            runner().submit(det.id)
-        except RuntimeError:  # the process is shutting down: the next start-up runs the job
-            log.warning("Job queue closed; detection %s will run after the restart", det.id)
-    return [(found[v], True) if v in found else (new[v], False) for v in versions]
+    stored = StoredFile.probed(part, name, f".{ext}", sha, size, info)
+    return create_for_stored_file(stored, owner_id, versions)
 
 
 def _probe_upload(stored: Path):
@@ -348,16 +240,3 @@ def _probe_upload(stored: Path):
         raise UploadRejected(
             "This file is damaged or is not a photo or video we can read.", "corrupt_media"
         ) from err
-
-
-def _remove(path: Path) -> None:
-    """Remove an upload or a result folder written for a row that is not inserted."""
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _insert(*dets: Detection) -> None:
-    db.session.add_all(dets)
-    db.session.commit()

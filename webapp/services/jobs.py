@@ -11,15 +11,16 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import Detection
 from .analysis import _fail, run_job
-from .database import startup_lock
+from .database import _execute_commit, retry_locked, startup_lock
 from .recovery import (
     _LIVE_RUNNERS,
     CELERY_OWNER,
+    PUBLISHING,
     _start_ticks,
     fail_stale_jobs,
     recover_jobs,
@@ -28,6 +29,13 @@ from .recovery import (
 from .storage import purge_expired
 
 log = logging.getLogger(__name__)
+
+
+def process_id() -> str:
+    """A new id for a queue of this process: ``host:pid:<process start time>.<random>`` (the
+    start time tells a recycled pid apart; crash recovery checks whether it is alive)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or 0}.{uuid.uuid4().hex[:8]}"
 
 
 def runner() -> JobRunner:
@@ -54,9 +62,7 @@ class JobRunner:
 
     def __init__(self, app: Flask):
         self.app = app
-        pid = os.getpid()
-        # host:pid:<process start time>.<random>: the start time tells a recycled pid apart.
-        self.id = f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or 0}.{uuid.uuid4().hex[:8]}"
+        self.id = process_id()
         self.executor = ThreadPoolExecutor(
             max_workers=max(1, int(app.config["DETECTION_WORKERS"])), thread_name_prefix="detection"
         )
@@ -98,7 +104,7 @@ class JobRunner:
                 log.warning("Periodic job recovery failed", exc_info=True)
 
     def _recover(self) -> None:
-        recover_jobs()
+        recover_jobs(self)
 
     def submit(self, detection_id: str) -> Future:
         future = self.executor.submit(run_job, self.app, detection_id, self.id)
@@ -121,38 +127,57 @@ class JobRunner:
 
 class CeleryQueue(JobRunner):
     """Jobs go to the Celery broker; ``celery -A webapp.tasks worker`` processes, on this
-    machine or others, run them (:func:`webapp.tasks.analyze`). Nothing here imports
-    TensorFlow. Rows wait with ``owner = "celery"``; the broker, not this process, re-delivers
-    the job of a worker that died. Start-up and the periodic check still sweep orphaned files,
-    take over jobs a thread-mode process left behind and fail jobs stuck past every limit.
+    machine or others, run them (:data:`webapp.services.celery_app.analyze`). Nothing here
+    imports TensorFlow. The broker, not this process, re-delivers the job of a worker that
+    died. Start-up and the periodic check still sweep orphaned files, take over jobs a
+    thread-mode process left behind and fail jobs stuck past every limit.
+
+    Publishing survives a crash: a new row's owner is ``publish:<this process>`` (``id``)
+    until its task is on the broker, then ``celery``. A row whose publisher died before
+    publishing is published again by the next web process's recovery (see
+    :func:`webapp.services.recovery.recover_jobs`), the same compare-and-set on the owner
+    deciding who does it; the worker's claim makes a second delivery of a job that has
+    already run do nothing.
     """
 
     def __init__(self, app: Flask):
-        from .. import tasks
+        from . import celery_app
 
         self.app = app
-        self.id = CELERY_OWNER
+        self.id = PUBLISHING + process_id()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.started = False
-        tasks.configure(app.config)
+        celery_app.configure(app.config)
+        _LIVE_RUNNERS.add(self.id)
 
     def _recover(self) -> None:
-        recover_jobs()
+        recover_jobs(self)
         fail_stale_jobs()
 
     def submit(self, detection_id: str) -> None:
-        from ..tasks import analyze
+        """Publish the job of a row this queue owns, then mark it published (owner
+        ``celery``). When the broker cannot be reached, the row fails with the reason."""
+        from .celery_app import analyze
 
-        try:
-            analyze.apply_async(args=[detection_id])
-        except Exception:  # noqa: BLE001 - the broker is down: say so on the row
-            log.exception("Could not queue detection %s", detection_id)
-            _fail(
-                detection_id,
-                "queue_unavailable",
-                "The analysis queue of this server is not reachable, so the file could not be "
-                "queued. Please try again later.",
+        with self.app.app_context():
+            try:
+                analyze.apply_async(args=[detection_id])
+            except Exception:  # noqa: BLE001 - the broker is down: say so on the row
+                log.exception("Could not queue detection %s", detection_id)
+                _fail(
+                    detection_id,
+                    "queue_unavailable",
+                    "The analysis queue of this server is not reachable, so the file could "
+                    "not be queued. Please try again later.",
+                )
+                return
+            retry_locked(
+                lambda: _execute_commit(
+                    update(Detection)
+                    .where(Detection.id == detection_id, Detection.owner == self.id)
+                    .values(owner=CELERY_OWNER)
+                )
             )
 
     def wait(self, detection_id: str, timeout: float | None = None) -> None:
@@ -174,3 +199,4 @@ class CeleryQueue(JobRunner):
 
     def shutdown(self, wait: bool = True) -> None:
         self._stop.set()
+        _LIVE_RUNNERS.discard(self.id)

@@ -1,4 +1,9 @@
-"""What the site shows about the model: its config.json, card and metrics (no TensorFlow)."""
+"""The installed models as the site knows them (no TensorFlow): the registry's entries and
+the default model's config.json, card and metrics.
+
+The website reaches the engine's registry (``webapp.detection.registry``) only through this
+module: pages, forms, health, analysis and reports ask here.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,62 @@ from flask import current_app
 
 from ..detection import registry
 from ..detection.errors import ModelNotFoundError
+from ..detection.result import face_lines
 
 log = logging.getLogger(__name__)
 
 
 _model_info_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+#: The registry's entry of one model (version, folder, default, config, metrics, card).
+ModelEntry = registry.ModelEntry
+#: Raised for a version that is not (or no longer) installed.
+UnknownModelError = registry.UnknownModelError
+
+
+def installed_models(model_dir: str | Path | None = None) -> list[ModelEntry]:
+    """The registry's models at MODEL_DIR, newest first (a single model folder is a registry
+    of one); empty when it cannot be read (logged)."""
+    root = Path(model_dir or current_app.config["MODEL_DIR"])
+    try:
+        return registry.Registry(root).entries
+    except (ModelNotFoundError, OSError):
+        log.warning("Model registry %s cannot be read", root, exc_info=True)
+        return []
+
+
+def installed_versions() -> list[str]:
+    """The installed models' versions, newest first; empty when the registry cannot be read."""
+    return [e.version for e in installed_models()]
+
+
+def model_entry(version: str) -> ModelEntry | None:
+    """The installed model ``version``, None when it is not installed (or nothing is)."""
+    return next((e for e in installed_models() if e.version == version), None)
+
+
+def model_folder(version: str | None, model_dir: str | Path | None = None) -> str:
+    """The folder to load model ``version`` from (None: MODEL_DIR, which the engine's loader
+    resolves to the default). Only a version of the registry is accepted, never a path: the
+    version may come from a request. Raises :class:`UnknownModelError` for one not installed.
+    """
+    root = str(model_dir or current_app.config["MODEL_DIR"])
+    if not version:
+        return root
+    reg = registry.Registry(root)
+    entry = reg.get(version)
+    if entry is None:
+        raise UnknownModelError(
+            f"Model version {version} is not installed on this server (available: "
+            f"{', '.join(reg.versions) or 'none'}); upload the file again to use another model."
+        )
+    return str(entry.path)
+
+
+def face_size_lines(config: dict[str, Any] | None = None) -> dict[str, dict[str, int]]:
+    """A model's face-size lines (judged from / called real from) per media type, from its
+    ``config`` (default: the default model's config.json; the engine's own lines without)."""
+    return face_lines(model_info() if config is None else config)
 
 
 def default_model_dir(model_dir: str | Path | None = None) -> Path:

@@ -1,4 +1,6 @@
-"""What views and the API show of a detection: status, summary, result with URLs, CSV."""
+"""What views and the API show of a detection: status, summary, the result page's view
+(verdict sentence, chips, charts), result with URLs, CSV. Numbers are formatted by
+:mod:`webapp.services.formatting`."""
 
 from __future__ import annotations
 
@@ -7,14 +9,23 @@ import io
 import logging
 import math
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import url_for
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import VERDICT_LABELS, Detection, as_utc
+from ..models import VERDICT_LABELS, Detection
+from .formatting import (
+    DEFAULT_THRESHOLDS,
+    gauge,
+    iso,
+    score_band,
+    score_pct,
+    timeline,
+    tpct,
+)
+from .provenance_view import provenance_view
 from .storage import has_thumbnail
 
 log = logging.getLogger(__name__)
@@ -58,11 +69,6 @@ def overall_progress(stage: str, fraction: float) -> float:
     start, end = STAGE_SPAN.get(stage, (0.0, 1.0))
     fraction = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else 0.0
     return start + (end - start) * fraction
-
-
-def iso(value: datetime | None) -> str | None:
-    value = as_utc(value)
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def status_dict(det: Detection) -> dict[str, Any]:
@@ -144,3 +150,94 @@ def frames_csv(det: Detection, result: dict[str, Any]) -> str:
             [fr.get("index"), fr.get("timestamp"), fr.get("track"), *box, fr.get("p_fake")]
         )
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- the result page
+
+
+def verdict_sentence(verdict: str | None, p: float | None, t: dict[str, float]) -> str:
+    lo, hi = t.get("real_below", 0.3), t.get("fake_above", 0.7)
+    if verdict == "no_face" or p is None:
+        return (
+            "No face was found in the frames we looked at, so there was nothing to judge. "
+            "This says nothing about whether the file is genuine."
+        )
+    ps = score_pct(p, t)
+    if verdict == "fake":
+        return (
+            f"The model puts the chance that a face here was manipulated at {ps}, at or "
+            f"above the {tpct(hi)} line where we call it likely fake. That is strong evidence, "
+            "not proof: heavy compression, beauty filters or unusual lighting can also raise "
+            "the score."
+        )
+    if verdict == "real":
+        return (
+            f"The model puts the chance that a face here was manipulated at {ps}, below "
+            f"the {tpct(lo)} line where we call it likely real. It found no sign of "
+            "manipulation — which is not proof that the file is authentic: methods it never "
+            "saw in training can slip through."
+        )
+    return (
+        f"The model puts the chance that a face here was manipulated at {ps}, between the "
+        f"{tpct(lo)} and {tpct(hi)} lines. It cannot tell with confidence, so treat this file as "
+        "unverified and look for other evidence."
+    )
+
+
+def unvouched_sentence(p: float, result: dict[str, Any], t: dict[str, float]) -> str:
+    """Why a score in the real band reads "inconclusive": the face is too small to vouch for."""
+    line = result.get("vouch_face_px")
+    return (
+        f"The model puts the chance that a face here was manipulated at {score_pct(p, t)}, below the "
+        f"{tpct(t.get('real_below', 0.3))} line where we call it likely real, but a face in it is "
+        f"narrower than {line} px. At that size this model lets too many fakes through "
+        "(they score as real), so it does not vouch for the face: treat the file as unverified. "
+        "It would still have called a small face \"likely fake\" above the fake line. A closer or "
+        "sharper copy can be judged fully."
+    )
+
+
+def build_view(
+    det: Detection, result: dict[str, Any], file_url: Callable[[str], str]
+) -> dict[str, Any]:
+    """What the result page draws; ``file_url(name)`` is the URL of an artefact."""
+    t = result.get("thresholds") or DEFAULT_THRESHOLDS
+    chips = []
+    for chip in result.get("chips", []):
+        if not chip.get("image"):
+            continue
+        chips.append(
+            {
+                **chip,
+                "band": score_band(chip.get("p_fake"), t),
+                "url": file_url(chip["image"]),
+                "heatmap_url": file_url(chip["heatmap"]) if chip.get("heatmap") else None,
+            }
+        )
+    explained = sorted((c for c in chips if c["heatmap_url"]), key=lambda c: -(c["p_fake"] or 0))
+    timings = result.get("timings") or {}
+    media = result.get("media") or {}
+    too_small = None
+    if det.verdict == "no_face" and result.get("largest_face_px") is not None:
+        too_small = {"px": result["largest_face_px"], "needs": result.get("min_face_px")}
+    return {
+        "thresholds": t,
+        "too_small": too_small,
+        "sentence": (
+            f"Face too small to judge ({too_small['px']} px wide; needs ≥ {too_small['needs']} px). "
+            "The model's scores on faces this small are not trustworthy (real faces drift towards "
+            "\"fake\"), so there is no verdict. A closer or higher-resolution copy can be judged."
+            if too_small else unvouched_sentence(det.p_fake, result, t) if result.get("unvouched")
+            else verdict_sentence(det.verdict, det.p_fake, t)
+        ),
+        "score": score_pct(det.p_fake, t) if det.p_fake is not None else None,
+        "gauge": gauge(det.p_fake, t),
+        "timeline": timeline(result, t) if media.get("media_type") == "video" else None,
+        "chips": chips,
+        "explained": explained,
+        "tracks": result.get("tracks") or [],
+        "warnings": result.get("warnings") or [],
+        "media": media,
+        "engine_seconds": timings.get("total"),
+        "provenance": provenance_view(result),
+    }

@@ -9,12 +9,13 @@ import socket
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..models import PENDING_LINK, Detection, utcnow
+from ..models import PENDING_LINK, Detection, as_utc, utcnow
 from .database import _execute_commit, retry_locked
 from .presenters import PENDING
 from .storage import _listdir, results_folder, upload_folder
@@ -27,6 +28,9 @@ _LIVE_RUNNERS: set[str] = set()
 #: ``Detection.owner`` of a job waiting in Celery's queue; a worker's claim makes it
 #: ``celery:<worker>``.
 CELERY_OWNER = "celery"
+#: Prefix of ``Detection.owner`` while a Celery job's row is written but its task not yet
+#: published: ``publish:<the web process's queue id>`` (see ``jobs.CeleryQueue``).
+PUBLISHING = "publish:"
 
 
 def _owner_alive(owner: str | None) -> bool:
@@ -42,8 +46,8 @@ def _owner_alive(owner: str | None) -> bool:
         return False
     if host != socket.gethostname():
         return False
-    if pid == os.getpid():
-        return owner in _LIVE_RUNNERS
+    if pid == os.getpid():  # a queue of this process (a Celery one's id has the prefix)
+        return owner in _LIVE_RUNNERS or PUBLISHING + owner in _LIVE_RUNNERS
     stat = _proc_stat(pid)
     if stat is not None:  # Linux: a zombie is dead; a different start time is another process
         state, ticks = stat
@@ -60,6 +64,20 @@ def _owner_alive(owner: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _holder_alive(owner: str | None, created_at: Any) -> bool:
+    """Whether the job's owner still holds it. A Celery job not yet published is held while
+    its publisher lives: checked for a process of this machine, else assumed for
+    CELERY_PUBLISH_GRACE_SECONDS after the row was written (publishing takes milliseconds)."""
+    if not (owner or "").startswith(PUBLISHING):
+        return _owner_alive(owner)
+    publisher = owner[len(PUBLISHING) :]
+    if publisher.split(":", 1)[0] == socket.gethostname():
+        return _owner_alive(publisher)
+    grace = float(current_app.config["CELERY_PUBLISH_GRACE_SECONDS"])
+    written = as_utc(created_at)
+    return written is not None and utcnow() - written < timedelta(seconds=grace)
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -80,25 +98,36 @@ def _start_ticks(pid: int) -> int | None:
     return stat[1] if stat else None
 
 
-def recover_jobs() -> dict[str, int]:
-    """Re-queue or fail jobs left queued/running by a process that died. None is lost silently.
+class Queue(Protocol):
+    """What recovery needs of this process's job queue (``webapp.services.jobs``)."""
+
+    id: str
+
+    def submit(self, detection_id: str) -> object: ...
+
+
+def recover_jobs(me: Queue) -> dict[str, int]:
+    """Re-queue on ``me`` (this process's queue) or fail the jobs left queued/running by a
+    process that died. None is lost silently.
 
     Called at start-up under :func:`startup_lock`. A job is taken over with a
     compare-and-set on its owner, so two processes starting together never both run it.
     """
-    from .jobs import runner
-
-    me = runner()
     max_attempts = int(current_app.config["MAX_JOB_ATTEMPTS"])
     counts = {"requeued": 0, "failed": 0}
     rows = db.session.execute(
         select(
-            Detection.id, Detection.owner, Detection.upload_name, Detection.attempts,
-            Detection.source_url, Detection.sha256,
+            Detection.id,
+            Detection.owner,
+            Detection.upload_name,
+            Detection.attempts,
+            Detection.created_at,
+            Detection.source_url,
+            Detection.sha256,
         ).where(Detection.status.in_(PENDING))
     ).all()
-    for det_id, owner, upload_name, attempts, source_url, sha256 in rows:
-        if _owner_alive(owner):
+    for det_id, owner, upload_name, attempts, created_at, source_url, sha256 in rows:
+        if _holder_alive(owner, created_at):
             continue
         same_owner = Detection.owner.is_(None) if owner is None else Detection.owner == owner
         cas = update(Detection).where(

@@ -25,9 +25,6 @@ from typing import Any
 
 from flask import current_app, render_template
 
-from ..detection import registry
-from ..detection.errors import ModelNotFoundError
-from ..detection.result import face_lines
 from ..models import Detection, utcnow
 from . import modelcard, storage
 
@@ -90,7 +87,7 @@ def model_facts(version: str | None) -> dict[str, Any]:
     clips, what it was trained on and its measured accuracy (the model page's table).
 
     ``{"version", "installed", "default", "trained_on", "photo", "clip", "metrics", "frames",
-    "lines"}`` (``lines``: its face-size lines, ``detection.result.face_lines``); a version no
+    "lines"}`` (``lines``: its face-size lines, ``modelcard.face_size_lines``); a version no
     longer in the registry has ``installed`` False and no figures.
     """
     facts: dict[str, Any] = {
@@ -101,14 +98,11 @@ def model_facts(version: str | None) -> dict[str, Any]:
         "photo": None,
         "clip": None,
         "metrics": None,
-        "lines": face_lines({}),  # the engine's face-size lines when the model is gone
+        "lines": modelcard.face_size_lines({}),  # the engine's face-size lines when the model is gone
     }
     if not version:
         return facts
-    try:
-        entry = registry.Registry(current_app.config["MODEL_DIR"]).get(version)
-    except ModelNotFoundError:
-        entry = None
+    entry = modelcard.model_entry(version)
     if entry is None:
         return facts
     cfg = entry.config
@@ -127,7 +121,7 @@ def model_facts(version: str | None) -> dict[str, Any]:
         clip=bands("clip_real_below", "clip_fake_above") or photo,
         metrics=modelcard.metrics_table({"metrics": entry.metrics}),
         frames=cfg.get("frames"),
-        lines=face_lines(cfg),
+        lines=modelcard.face_size_lines(cfg),
     )
     return facts
 
@@ -166,8 +160,8 @@ def report_html(
     now: datetime | None = None,
 ) -> str:
     """The report as HTML (what :func:`render_pdf` lays out); ``view`` is the result page's
-    (``results.build_view`` with :func:`artefact_uri` as its file URLs)."""
-    css_path = Path(current_app.static_folder or "static") / "css" / "report.css"
+    (``presenters.build_view`` with :func:`artefact_uri` as its file URLs)."""
+    css_folder = Path(current_app.static_folder or "static") / "css"
     model = model_facts(det.model_version)
     return render_template(
         "report/report.html",
@@ -180,7 +174,8 @@ def report_html(
         paper=PAPERS.get(paper, PAPERS[DEFAULT_PAPER]),
         shared=shared,
         generated_at=now or utcnow(),
-        css=css_path.read_text(encoding="utf-8"),
+        css=(css_folder / "report.css").read_text(encoding="utf-8"),
+        chart_css=(css_folder / "charts-print.css").read_text(encoding="utf-8"),
     )
 
 

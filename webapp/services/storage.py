@@ -16,6 +16,7 @@ from flask import current_app
 from PIL import Image, ImageOps
 from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
 from ..models import Batch, Detection, utcnow
@@ -40,6 +41,15 @@ STORAGE_MESSAGE = (
     "The server could not store this file: its storage is full or not writable. Nothing was "
     "saved. Please try again later; if it keeps happening, tell the site's administrator."
 )
+
+
+class InsufficientStorage(HTTPException):
+    """507: the disk is full or the instance folder is not writable (the error pages)."""
+
+    code = 507
+    description = STORAGE_MESSAGE
+
+
 RESULT_STORAGE_MESSAGE = (
     "The analysis finished but its result could not be saved: the server's storage is full or "
     "not writable. Nothing half-written was kept. Please try again later."
