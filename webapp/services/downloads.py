@@ -25,7 +25,7 @@ from ..extensions import db
 from ..models import Detection
 from .database import retry_locked
 from .fetching import LinkError, Policy, close_response, content_type, open_url, save_body
-from .storage import make_thumbnail, result_dir, upload_folder
+from .storage import StoredFile, make_thumbnail, result_dir, upload_folder
 from .video_pages import find_video, site_supported
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,10 @@ def download_link(config: Any, det: Detection, report: Callable[[str, float], No
         rdir.mkdir(parents=True, exist_ok=True)
         make_thumbnail(stored, info.media_type, info.duration, rdir / "thumb.jpg")
         name = display_name(got.url, title, ext)
-        values = dict(
-            filename=name,
-            sha256=got.sha256,
-            size_bytes=got.size,
-            media_type=info.media_type,
-            upload_name=stored.name,
-            width=info.width,
-            height=info.height,
-            duration=info.duration,
-            fps=info.fps,
-            frame_count=info.frame_count,
+        file = StoredFile.probed(
+            stored, name, f".{ext}", got.sha256, got.size, info, source_url=det.source_url
         )
+        values = file.columns(stored.name)  # what a row says of a stored file, as intake's
 
         def write() -> None:
             for key, value in values.items():

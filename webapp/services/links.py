@@ -3,29 +3,23 @@ the file (:mod:`.downloads`), never the web request: a slow or huge download hol
 process, and every address is checked where the connection is made.
 
 A link's row is a Detection with ``source_url`` set, queued like an upload, judged by the
-model(s) asked for (one row per model; each downloads its own copy). Here only the URL's
-form is checked (scheme, host, no credentials, an address written as a number); the name's
+model(s) asked for (one row per model; each downloads its own copy), made by
+:func:`webapp.services.detections.create_for_link` as every intake's rows are. Here only
+the URL's form is checked (scheme, host, no credentials, an address written as a number); the name's
 addresses are checked by the worker, at the moment it connects.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
-from datetime import timedelta
 
 from flask import current_app
 
-from ..extensions import db
-from ..models import PENDING_LINK, Detection, new_id, utcnow
-from .database import is_locked_error, retry_locked
+from ..models import Detection
+from .detections import UploadRejected, create_for_link
 from .downloads import display_name, link_policy
 from .fetching import LinkError, check_url, refusal
-from .intake import BUSY_MESSAGE, UploadRejected, chosen_models, storage_rejection
-from .jobs import runner
-from .storage import is_storage_error
-
-log = logging.getLogger(__name__)
+from .intake import chosen_models
 
 NO_LINK_MESSAGE = "Paste the link to a video, a photo or a page with a video."
 
@@ -78,48 +72,8 @@ def create_link_detections(
 def create_link_analyses(
     url: str | None, owner_id: str, versions: list[str | None]
 ) -> list[tuple[Detection, bool]]:
-    """One queued row per model version for the link; nothing is fetched here."""
+    """One queued row per model version for the link (:func:`detections.create_for_link`,
+    the rows every intake makes); nothing is fetched here."""
     url = check_link(url)
     versions = list(dict.fromkeys(versions)) or [chosen_models(None)[0]]
-    name = display_name(url)
-    created = utcnow()
-    ids = [new_id() for _ in versions]
-    rows = [
-        Detection(
-            id=ids[i],
-            filename=name,
-            source_url=url,
-            sha256=PENDING_LINK + ids[0],  # the link's rows together until the file is in
-            size_bytes=0,
-            media_type="link",
-            upload_name=None,
-            model_version=version,
-            status="queued",
-            stage="queued",
-            progress=0.0,
-            owner=runner().id,
-            owner_id=owner_id,
-            created_at=created + timedelta(microseconds=i),
-        )
-        for i, version in enumerate(versions)
-    ]
-
-    def insert() -> None:
-        db.session.add_all(rows)
-        db.session.commit()
-
-    try:
-        retry_locked(insert)
-    except Exception as err:
-        db.session.rollback()
-        if is_storage_error(err):
-            raise storage_rejection() from err
-        if is_locked_error(err):
-            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
-        raise
-    for det in rows:
-        try:
-            runner().submit(det.id)
-        except RuntimeError:  # the process is shutting down: the next start-up runs the job
-            log.warning("Job queue closed; detection %s will run after the restart", det.id)
-    return [(det, False) for det in rows]
+    return create_for_link(url, display_name(url), owner_id, versions)
