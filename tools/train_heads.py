@@ -26,6 +26,28 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def test_block(test, p_test: np.ndarray, bands: dict, clips: dict) -> dict:
+    """metrics["test"] the model page's tables read: the DFDC/FF++ test crops (never trained on)
+    through the final model, and the clips out of fold (``clips``: trust_report.summary)."""
+    from webapp.detection.training.metrics import roc_auc
+
+    fa = bands["image"][1]
+    out = {}
+    for name, prefix in (("dfdc_faces", "dfdc_faces/"), ("ffpp_faces", "ffpp_faces/"), ("all_crops", "")):
+        idx = [i for i, s in enumerate(test) if s.key.startswith(prefix) and not np.isnan(p_test[i])]
+        y, q = np.array([test[i].label for i in idx]), p_test[idx]
+        out[name] = {"n": len(idx), "n_fake": int(y.sum()), "auc": round(roc_auc(y, q), 4),
+                     "false_alarm_rate": round(float((q[y == 0] >= fa).mean()), 4),
+                     "fakes_called_fake": round(float((q[y == 1] >= fa).mean()), 4),
+                     "reals_called_fake": round(float((q[y == 0] >= fa).mean()), 4)}
+    n_real = clips["reals_called_fake"][1]
+    out["clips_lstm"] = {"n": clips["n"], "n_fake": clips["fakes_called_fake"][1], "auc": clips["auc"], "ece": clips["ece"],
+                         "false_alarm_rate": round(clips["reals_called_fake"][0] / max(n_real, 1), 4),
+                         "fakes_called_fake": round(clips["fakes_called_fake"][0] / max(clips["fakes_called_fake"][1], 1), 4),
+                         "reals_called_fake": round(clips["reals_called_fake"][0] / max(n_real, 1), 4)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -76,7 +98,9 @@ def main() -> None:
     cfg.min_face_px = {"video": 60, "image": 60}
     cfg.vouch_face_px = {"video": 100, "image": 150}
     cfg.trained_on = ["dfdc_faces", "ffpp_faces", "real_faces", "photos", "generators", "videos"]
-    cfg.metrics = {"trust": trust, "train_seconds": round(time.time() - t0)}
+    p_test = tr.probabilities(test, *calibration["image"])
+    cfg.metrics = {"trust": trust, "test": test_block(test, p_test, bands, trust["clips"]),
+                   "train_seconds": round(time.time() - t0)}
     cfg.notes = {
         "warm_start": f"backbone of {args.backbone.name}, frozen (trained on DFDC, FaceForensics++ and real crops only)",
         "training": f"python -m tools.train_heads --out model/{args.out.name} --backbone {args.backbone} --views {args.views} "
