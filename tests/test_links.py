@@ -15,7 +15,7 @@ from conftest import QUEUE_MODES, detection_id_from, make_app, skip_or_fail_in_c
 from linkserver import LinkServer
 
 from webapp.extensions import db
-from webapp.models import Batch, Detection
+from webapp.models import PENDING_LINK, Batch, Detection
 from webapp.services import fetching
 from webapp.services.fetching import LinkError, Policy, check_target, refusal
 
@@ -225,6 +225,51 @@ def test_a_link_judged_by_every_model_side_by_side(tmp_path, queue_mode, site):
         assert after["totals"]["analyses"]["done"] == 4
     finally:
         app.extensions["detection_runner"].shutdown()
+
+
+def test_a_fetched_link_analysed_again_keeps_its_link(tmp_path, queue_mode, site):
+    """"Analyse again with …" on a link's result: a copy of the fetched file (made by
+    detections.create_for_stored_file, as for an upload) judged by the other model, and the
+    new row still names the link it came from."""
+    from test_compare import NEW, OLD, analyse_again, two_model_app
+
+    app = two_model_app(
+        tmp_path, KEEP_UPLOADS=True, LINK_ALLOWED_NETWORKS=LOCAL, **QUEUE_MODES[queue_mode]
+    )
+    try:
+        client = app.test_client()
+        url = site.url("/astronaut.jpg")
+        first = wait_for_job(app, detection_id_from(send_links(client, url)))
+        assert (first.status, first.model_version, first.source_url) == ("done", NEW, url)
+        assert analyse_again(client, first.id, OLD).status_code == 303
+        with app.app_context():
+            again = db.session.scalars(
+                db.select(Detection).where(Detection.model_version == OLD)
+            ).one()
+        done = wait_for_job(app, again.id)
+        assert done.status == "done" and done.verdict == "inconclusive"
+        assert (done.source_url, done.sha256, done.filename) == (url, first.sha256, first.filename)
+        assert done.upload_name != first.upload_name  # its own copy of the fetched file
+    finally:
+        app.extensions["detection_runner"].shutdown()
+
+
+def test_a_link_still_downloading_is_not_analysed_again(app):
+    """Another model for a link whose file is not in yet: 409 with what to do, no row."""
+    from webapp.services import compare
+    from webapp.services.detections import UploadRejected
+
+    with app.app_context():
+        det = Detection(
+            id="waiting", filename="clip.mp4", source_url="https://example.org/clip.mp4",
+            sha256=PENDING_LINK + "waiting", size_bytes=0, media_type="link", owner_id="someone",
+        )
+        assert det.awaiting_download
+        with pytest.raises(UploadRejected) as refused:
+            compare.analyse_again(det, None)
+        assert db.session.scalars(db.select(Detection)).all() == []
+    assert (refused.value.code, refused.value.status) == ("link_not_fetched", 409)
+    assert "still being downloaded" in str(refused.value)
 
 
 def test_a_link_deleted_while_it_downloads_leaves_nothing(tmp_path, model_dir, detector, site):
