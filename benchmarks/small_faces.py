@@ -141,6 +141,8 @@ def main() -> None:
                     top = a.suspicious_track
                     face = top.face_px if top else a.largest_face_px
                     band = band_of(face, edges) if face else None
+                    if face and face >= lines[media][1]:
+                        band = lines[media][1]  # at or over the vouch line: shown, not part of the line
                     if args.scores:
                         with args.scores.open("a") as fh:
                             fh.write(json.dumps({"item": str(path), "source": source, "kind": kind, "face_px": face,
@@ -166,6 +168,10 @@ def main() -> None:
             if m != media:
                 continue
             edges = [int(b) for b in args.bands.split(",")] + [lines[media][1]]
+            if band >= lines[media][1]:
+                print(f"| {media} | {band}+ (vouched: not part of the line) | {k} | {len(seen)} | {false} "
+                      f"| {false / k:.1%} | {wilson_upper(false, k):.1%} |")
+                continue
             hi = min([e for e in edges if e > band] or [lines[media][1]])
             rows.append({"from_px": band, "to_px": hi, "n": k, "items": len(seen), "false_alarms": false,
                          "rate": round(false / k, 4), "upper95": round(wilson_upper(false, k), 4)})

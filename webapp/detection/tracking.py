@@ -243,8 +243,8 @@ class ClipFaces:
     ``n``: how many frames will come. KEY_FRAMES of them, spread over the clip, are searched
     whole: the first with the cheap pass (large faces), the middle one with the fine pass
     (every face large enough to judge), the last with the cheap pass once a face is known,
-    else the fine one. If no key frame so far holds a face, the middle one (and then the last)
-    also gets the search pass (faces down to about 40 px) on the frame evened out (local
+    else the fine one. If no key frame so far holds a face, the middle one (and in a dark clip
+    then the last) also gets the search pass (faces down to about 40 px) on the frame evened out (local
     exposure correction: a face in shadow or against a bright window), and if that finds none
     in the middle frame, the fine pass turned by +-20 degrees. A face found only evened out
     makes the whole clip looked at evened out. A weak detection (HOG score < SURE_SCORE) is kept only when it is a face
@@ -292,9 +292,10 @@ class ClipFaces:
         known = [self.per[k] for k in self.keys if k < i]
         pass_ = fine if i == self.mid or (i > self.mid and not any(known)) else CHEAP_PASS
         faces = _sure(view, _scan(grey, view, pass_), self.ref)
-        if i >= self.mid and not any([*known, faces]):
+        if (i == self.mid or (i > self.mid and self.dark)) and not any([*known, faces]):
             # No face yet: search this frame finely (evened out: a face in shadow, against a
-            # bright window), then, in the middle frame, turned.
+            # bright window), then, in the middle frame, turned. A dark clip's last key frame
+            # is searched too (the middle one may show a dim face turned away).
             evened = grey if self.views[i] is grey else even_out(grey)
             faces = _search(evened, evened, [])
             if faces and evened is not grey:  # found only evened out: look at the clip so
