@@ -93,8 +93,8 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
                      f"in a photo; called \"likely real\" only from {fl['vouched']['video']} px in a clip, "
                      f"{fl['vouched']['image']} px in a photo (below that a real-band score reads \"inconclusive\"); "
                      f"called \"likely fake\" by one face only from {fl['accused']['video']} px in a clip, "
-                     f"{fl['accused']['image']} px in a photo (measured on real footage: "
-                     "`python -m benchmarks.small_faces`)")
+                     f"{fl['accused']['image']} px in a photo (under the vouch line only where measured on real "
+                     "footage to call at most 2% of real faces fake: `python -m benchmarks.small_faces`)")
         if notes.get("small_face_false_alarms"):
             lines.append(f"  - small faces: {notes['small_face_false_alarms'].get('summary', '')}")
         fs = notes.get("face_size_lines") or {}
