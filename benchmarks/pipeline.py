@@ -6,22 +6,29 @@ decoded frame resized whole to the input size (no face detection) — what the o
 this replaces do. Every clip figure is taken with the face finding before issue 10
 (``benchmarks.faces.old_find_faces``, run after decoding, as it was) and the current one
 (each frame searched while the next decodes), interleaved; the typical clip also with the
-current one run after decoding, which shows what the overlap gains. The worst cases are a dim
-room seen from afar (the DFDC clip darkened to 1/3 and shrunk into a 1920x1080 canvas so the
-face is about 70 px, ``--far-px``, where the first pass finds nothing) and a clip with no face
-at all (every search runs). The load average is printed: the cores are shared. Targets on a
-2-core CPU: a typical clip <= 1.5 s (RTF <= 0.15), the worst case <= 3 s, a photo <= 0.3 s,
->= 6x the baseline.
+current one run after decoding, which shows what the overlap gains. ``--against REF`` adds the
+face finding of git revision REF (its ``faces.py`` and ``tracking.py``, loaded as a package of
+their own) to every interleaved round, with the ratio current / REF per clip. The worst cases
+are a dim room seen from afar (the DFDC clip darkened to 1/3 and shrunk into a 1920x1080 canvas
+so the face is about 70 px, ``--far-px``, where the first pass finds nothing), a darker-skinned
+face in a dim room (``--dim-source``, widuwuoiur, face 110 px, grey mean about 30:
+``tools.far_dim_clip``) and clips with no face at all, lit and dim (every search runs). The
+load average is printed: the cores are shared. Targets on a 2-core CPU: a typical clip <= 1.5 s
+(RTF <= 0.15), the worst case <= 3 s, a photo <= 0.3 s, >= 6x the baseline.
 
-    .venv/bin/python -m benchmarks.pipeline [--clip PATH] [--photo PATH] [--repeat 3]
+    .venv/bin/python -m benchmarks.pipeline [--clip PATH] [--photo PATH] [--repeat 3] [--against main]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,13 +57,15 @@ def make_clip(path: Path, seconds: float = 10.0, fps: float = 30.0) -> Path:
     return path
 
 
-def no_face_clip(path: Path, seconds: float = 10.0, fps: float = 30.0) -> Path:
+def no_face_clip(path: Path, seconds: float = 10.0, fps: float = 30.0, dim: bool = False) -> Path:
     """A 1080p H.264 clip panning over a cup of coffee (skimage): no face anywhere, so every
-    search the face finder has runs (the slowest case for it)."""
+    search the face finder has runs (the slowest case for it); ``dim``: gamma 1.8, gain 0.4."""
     import av
     from skimage import data
 
     canvas = cv2.resize(data.coffee(), (2400, 1600))
+    if dim:
+        canvas = (255 * 0.4 * (canvas / 255.0) ** 1.8).astype(np.uint8)
     with av.open(str(path), "w") as o:
         vs = o.add_stream("h264", rate=int(fps))
         vs.width, vs.height, vs.pix_fmt = 1920, 1080, "yuv420p"
@@ -112,15 +121,36 @@ class _AfterDecoding:
         return self.finder(self.frames)
 
 
-def timed_runs(det, clip: Path, repeat: int, serial: bool = False) -> dict[str, list]:
+def tracking_at(ref: str):
+    """The ``tracking`` module (with its ``faces``) of git revision ``ref``, imported as a package
+    of its own (``faces_at_<ref>``) from a temporary folder, beside the current one."""
+    root = Path(__file__).resolve().parents[1]
+    name = "faces_at_" + "".join(c if c.isalnum() else "_" for c in ref)
+    pkg = Path(tempfile.mkdtemp()) / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for f in ("faces.py", "tracking.py"):
+        src = subprocess.run(["git", "show", f"{ref}:webapp/detection/{f}"], cwd=root, check=True,
+                             capture_output=True, text=True).stdout
+        (pkg / f).write_text(src)
+    spec = importlib.util.spec_from_file_location(name, pkg / "__init__.py", submodule_search_locations=[str(pkg)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.tracking")
+
+
+def timed_runs(det, clip: Path, repeat: int, serial: bool = False, ref=None) -> dict[str, list]:
     """analyze() ``repeat`` times with each face finder, interleaved (old, new, old, new...):
     "old" the face finding before issue 10, "new" the current one, searching each frame while
-    the next decodes; with ``serial`` also "serial", the current one run after decoding."""
+    the next decodes; with ``serial`` also "serial", the current one run after decoding; with
+    ``ref`` (a tracking module, :func:`tracking_at`) also "ref", that one while decoding."""
     import webapp.detection.pipeline as pl
     from benchmarks.faces import old_find_faces
 
     new, new_find = pl.ClipFaces, pl.find_faces
     keys = ("old", "new", "serial") if serial else ("old", "new")
+    keys += ("ref",) if ref is not None else ()
     runs: dict[str, list] = {k: [] for k in keys}
     try:
         for _ in range(repeat):
@@ -128,6 +158,8 @@ def timed_runs(det, clip: Path, repeat: int, serial: bool = False) -> dict[str, 
                 if key == "old":
                     pl.ClipFaces = lambda n, progress=None: _AfterDecoding(old_find_faces, n)
                     pl.find_faces = lambda frames, progress=None: old_find_faces(frames)
+                elif key == "ref":
+                    pl.ClipFaces, pl.find_faces = ref.ClipFaces, ref.find_faces
                 elif key == "serial":
                     pl.ClipFaces, pl.find_faces = (lambda n, progress=None: _AfterDecoding(new_find, n)), new_find
                 else:
@@ -166,6 +198,10 @@ def main() -> None:
     ap.add_argument("--far-source", type=Path, default=SHARED / "lynaeydofd.mp4",
                     help="the clip made dim and far for the worst case (a real DFDC clip)")
     ap.add_argument("--far-px", type=float, default=70.0)
+    ap.add_argument("--dim-source", type=Path, default=SHARED / "widuwuoiur.mp4",
+                    help="a darker-skinned face made dim at 110 px (tools.far_dim_clip): issue 20's case")
+    ap.add_argument("--against", default=None, metavar="REF",
+                    help="also time the face finding of this git revision (e.g. main), interleaved")
     ap.add_argument("--photo", type=Path, default=None, help="default: skimage astronaut as JPEG")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=3)
@@ -192,20 +228,37 @@ def main() -> None:
     load_s = time.perf_counter() - t
     rss_model = peak_rss_mb()
     det.analyze(clip)  # warm-up (first call traces graphs)
-    runs = timed_runs(det, clip, args.repeat, serial=True)
+    ref = tracking_at(args.against) if args.against else None
+    runs = timed_runs(det, clip, args.repeat, serial=True, ref=ref)
     rss_clip = peak_rss_mb()
     a = runs["new"][-1]
-    total = {k: statistics.median(r.timings["total"] for r in v) for k, v in runs.items()}
     dur = a.media.duration
     photo_runs = [det.analyze(photo) for _ in range(args.repeat + 1)][1:]
     photo_s = statistics.median(r.timings["total"] for r in photo_runs)
-    far = {}
+    worst: dict[str, dict[str, list]] = {}
     if args.far_source.is_file():
-        far_clip = dim_far_clip(args.far_source, tmp / "dim_far.mp4", args.far_px)
-        far = timed_runs(det, far_clip, max(1, args.repeat - 1))
-    empty = timed_runs(det, no_face_clip(tmp / "coffee.mp4"), max(1, args.repeat - 1))
+        clip_far = dim_far_clip(args.far_source, tmp / "dim_far.mp4", args.far_px)
+        worst[f"{args.far_source.name} at 1/3 light, face {args.far_px:.0f} px"] = timed_runs(
+            det, clip_far, args.repeat, ref=ref)
+    if args.dim_source.is_file():
+        dst = tmp / "dim110.mp4"
+        subprocess.run([sys.executable, "-m", "tools.far_dim_clip", str(args.dim_source), str(dst), "--face-px", "110"],
+                       check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
+        worst[f"{args.dim_source.name} dim, face 110 px (darker skin)"] = timed_runs(det, dst, args.repeat, ref=ref)
+    worst["no face: coffee cup, 10 s 1080p"] = timed_runs(det, no_face_clip(tmp / "coffee.mp4"), args.repeat, ref=ref)
+    worst["no face, dim: coffee cup, 10 s 1080p"] = timed_runs(
+        det, no_face_clip(tmp / "coffee_dim.mp4", dim=True), args.repeat, ref=ref)
     base_s, base_n = baseline_all_frames(det, clip)
 
+    def med(rs: list) -> float:
+        return statistics.median(r.timings["total"] for r in rs)
+
+    def says(r) -> str:
+        if r.too_small:
+            return f"too small to judge ({r.largest_face_px} px)"
+        return r.verdict if r.p_fake is None else f"{r.verdict} {r.p_fake:.2f}"
+
+    total = {k: med(v) for k, v in runs.items()}
     print(f"clip: {clip.name}  {a.media.width}x{a.media.height}  {dur:.2f} s  {a.media.frame_count} frames")
     print(f"model {det.version} loaded in {load_s:.1f} s; frames sampled {a.frames_sampled}, faces {a.faces_found}, "
           f"verdict {a.verdict} p_fake {a.p_fake}")
@@ -214,32 +267,30 @@ def main() -> None:
     for k in a.timings:
         print(f"| {k} | " + " | ".join(f"{statistics.median(r.timings.get(k, 0.0) for r in runs[key]):.3f}"
                                        for key in ("old", "serial", "new")) + " |")
-    print()
-    print("| figure | old face finding | new | target |\n|---|---|---|---|")
-    rtf = {k: v / dur if dur else float("nan") for k, v in total.items()}
-    print(f"| typical clip, seconds (RTF) | {total['old']:.2f} ({rtf['old']:.3f}) | {total['new']:.2f} "
-          f"({rtf['new']:.3f}) | <= 1.5 s {'met' if total['new'] <= 1.5 else 'MISSED'} |")
-    if far:
-        fo, fn = far["old"][-1], far["new"][-1]
-        fs = {k: statistics.median(r.timings["total"] for r in v) for k, v in far.items()}
+    cols = ["old"] + (["ref"] if ref else []) + ["new"]
+    head = {"old": "before issue 10", "ref": f"at {args.against}", "new": "now"}
+    print(f"\nSeconds per analysis (median of {args.repeat}, interleaved), what the page says"
+          + (f", and now / {args.against}" if ref else "") + "\n")
+    print("| clip | " + " | ".join(head[c] for c in cols) + (" | now / ref (each round) " if ref else "")
+          + " | target |\n|---|" + "---|" * (len(cols) + 1 + bool(ref)))
 
-        def says(r) -> str:
-            if r.too_small:
-                return f"too small to judge ({r.largest_face_px} px, needs {r.min_face_px})"
-            return r.verdict if r.p_fake is None else f"{r.verdict} {r.p_fake:.2f}"
+    def row(name: str, rs: dict[str, list], target: float) -> None:
+        ratios = ", ".join(f"{n.timings['total'] / r.timings['total']:.2f}" for n, r in zip(rs["new"], rs["ref"],
+                                                                                           strict=True)) if ref else ""
+        cells = " | ".join(f"{med(rs[c]):.2f} ({says(rs[c][-1])})" for c in cols)
+        print(f"| {name} | {cells} |" + (f" {med(rs['new']) / med(rs['ref']):.2f} ({ratios}) |" if ref else "")
+              + f" <= {target:g} s {'met' if med(rs['new']) <= target else 'MISSED'} |")
 
-        print(f"| worst case: {args.far_source.name} at 1/3 light, face {args.far_px:.0f} px in 1080p, seconds "
-              f"| {fs['old']:.2f} | {fs['new']:.2f} | <= 3 s {'met' if fs['new'] <= 3 else 'MISSED'} |")
-        print(f"| worst case: what the page says | {says(fo)} | {says(fn)} | |")
-    es = {k: statistics.median(r.timings["total"] for r in v) for k, v in empty.items()}
-    print(f"| no face at all: 10-s 1080p clip of a coffee cup, seconds | {es['old']:.2f} | {es['new']:.2f} "
-          f"| <= 3 s {'met' if es['new'] <= 3 else 'MISSED'} |")
-    print(f"| photo ({photo.name}) | | {photo_s:.3f} s | <= 0.3 s {'met' if photo_s <= 0.3 else 'MISSED'} |")
-    print(f"| baseline: backbone on all {base_n} frames, no face crop | {base_s:.2f} s | | |")
-    ratio = {k: base_s / v for k, v in total.items()}
-    print(f"| speed-up over baseline | {ratio['old']:.1f}x | {ratio['new']:.1f}x "
-          f"| >= 6x {'met' if ratio['new'] >= 6 else 'MISSED'} |")
-    print(f"| peak RSS: before model / model loaded / after clips | | {rss0:.0f} / {rss_model:.0f} / {rss_clip:.0f} MB | |")
+    row(f"typical: {clip.name}", runs, 1.5)
+    for name, rs in worst.items():
+        row(f"worst case: {name}", rs, 3.0)
+    print("\n| figure | value | target |\n|---|---|---|")
+    print(f"| typical clip RTF | {total['new'] / dur:.3f} | <= 0.15 |")
+    print(f"| photo ({photo.name}) | {photo_s:.3f} s | <= 0.3 s {'met' if photo_s <= 0.3 else 'MISSED'} |")
+    print(f"| baseline: backbone on all {base_n} frames, no face crop | {base_s:.2f} s | |")
+    print(f"| speed-up over baseline (before issue 10 / now) | {base_s / total['old']:.1f}x / {base_s / total['new']:.1f}x "
+          f"| >= 6x {'met' if base_s / total['new'] >= 6 else 'MISSED'} |")
+    print(f"| peak RSS: before model / model loaded / after clips | {rss0:.0f} / {rss_model:.0f} / {rss_clip:.0f} MB | |")
     print(f"\nload average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; after: "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())} (2 cores)")
 

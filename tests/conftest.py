@@ -93,6 +93,9 @@ class StandInDetector:
         #: When set: the face is narrower than this vouch line, so a real-band score reads
         #: "inconclusive" (the engine's rule, see Detector.vouch_face_px).
         self.vouch_face_px: int | None = None
+        #: When set: the face is narrower than this line, so a fake-band score reads
+        #: "inconclusive" (the engine's rule, see Detector.fake_ok_from_px).
+        self.fake_ok_from_px: int | None = None
         self.calls: list[str] = []
 
     def analyze(self, path, *, progress=None, max_duration=None, max_pixels=40_000_000, **_):
@@ -151,11 +154,15 @@ class StandInDetector:
         )
         verdict = "fake" if self.p_fake >= 0.7 else "real" if self.p_fake < 0.3 else "inconclusive"
         unvouched = verdict == "real" and self.vouch_face_px is not None
-        if unvouched:
+        unaccused = verdict == "fake" and self.fake_ok_from_px is not None
+        if unvouched or unaccused:
             verdict = "inconclusive"
         return Analysis(
             unvouched=unvouched,
             vouch_face_px=self.vouch_face_px or 0,
+            unaccused=unaccused,
+            fake_ok_from_px=self.fake_ok_from_px or 0,
+            warnings=["The most suspicious face scored in the fake band, but ..."] if unaccused else [],
             faces_found=n,
             tracks=[track],
             frames=frames,

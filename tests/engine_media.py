@@ -14,7 +14,8 @@ No committed blobs: every file is written into a test's temporary folder.
 - :func:`rotated`: a picture rotated about its centre (black corners, same size).
 - :func:`two_faces`: two astronauts side by side.
 - :func:`scene`: in-memory 1080p frames with astronauts of chosen face sizes and tilts drifting
-  over a blurred background, optionally dim, flat, blurred and noisy.
+  over a blurred background, optionally dim, flat, blurred and noisy, her skin optionally
+  rendered darker (:func:`darker_skin`).
 """
 
 from __future__ import annotations
@@ -238,6 +239,20 @@ def _dim_far_origin(face_px: float, frame: int) -> tuple[int, int]:
     return min(1100, 1800 - side) + 4 * frame, min(380, 1040 - side) + frame
 
 
+def darker_skin(rgb: np.ndarray, albedo: float = 0.35, top: int | None = None) -> np.ndarray:
+    """``rgb`` with its skin rendered darker: pixels of skin colour (YCrCb: Cr 135-180, Cb
+    80-130; a soft mask; only rows above ``top`` if given) get ``albedo`` times their brightness in a warmer brown (R x 1, G x
+    0.82, B x 0.68); hair, clothes and background stay. On the astronaut at 0.35 the cheeks go
+    from about L* 70 to L* 35 (ITA from about +40 to -25: "brown" on Chardon's scale)."""
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.int16)
+    mask = ((ycc[..., 1] >= 135) & (ycc[..., 1] <= 180) & (ycc[..., 2] >= 80) & (ycc[..., 2] <= 130))
+    if top is not None:
+        mask[top:] = False
+    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 2.0)[..., None]
+    dark = rgb.astype(np.float32) * albedo * np.array([1.0, 0.82, 0.68], np.float32)
+    return np.clip(mask * dark + (1 - mask) * rgb, 0, 255).astype(np.uint8)
+
+
 ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib's HOG box of the face in astronaut() (87 px wide)
 
 
@@ -250,19 +265,21 @@ def scene(
     contrast: float = 1.0,
     blur: float = 0.0,
     noise: float = 0.0,
+    skin: float = 1.0,
 ) -> tuple[list[np.ndarray], list[list[tuple[float, float, float]]]]:
     """Frames of a 1920x1080 scene: for each (face_px, tilt, x, y) of ``people``, the astronaut
     scaled so her face is ``face_px`` wide, turned ``tilt`` degrees counter-clockwise about her
     face, whose centre is at (x, y) in frame 0 and drifts 4 px right and 1 px down a frame;
     behind them a blurred coffee cup. Then, if asked: darkened (``gamma`` then ``gain``),
     contrast scaled about the mean grey level, blurred (sigma px) and given Gaussian noise
-    (sigma grey levels, fixed seed). Returns the (1080, 1920, 3) uint8 RGB frames and, per
-    frame, the faces' (centre x, centre y, width)."""
+    (sigma grey levels, fixed seed). ``skin`` < 1 renders her skin darker
+    (:func:`darker_skin`). Returns the (1080, 1920, 3) uint8 RGB frames and, per frame, the
+    faces' (centre x, centre y, width)."""
     bg = cv2.GaussianBlur(cv2.resize(coffee(), (1920, 1080)), (0, 0), 15)
     lut = 255 * gain * (np.arange(256) / 255.0) ** gamma
     lut = ((lut - lut.mean()) * contrast + lut.mean()).clip(0, 255).astype(np.uint8)
     rng = np.random.default_rng(0)
-    head = astronaut()
+    head = astronaut() if skin == 1.0 else darker_skin(astronaut(), skin, top=200)  # her head and neck
     fcx, fcy = (ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2]) / 2, (ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3]) / 2
     frames, truths = [], []
     for i in range(n_frames):

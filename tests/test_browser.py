@@ -12,6 +12,7 @@ Screenshots go to ``screenshots/``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -280,7 +281,7 @@ def test_every_installed_model_side_by_side(live_server, browser, files):
     assert any(t.startswith("You already analysed this exact file") for t in notices), notices
     WebDriverWait(browser, 300).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#compare[data-pending='0']")
-        and "has finished" in d.find_element(By.CSS_SELECTOR, ".flash[data-done]").text
+        and re.search(r"(has|have) finished", d.find_element(By.CSS_SELECTOR, ".flash[data-done]").text)
     )
     columns = browser.find_elements(By.CSS_SELECTOR, "#compare .compare-col")
     assert [c.get_attribute("data-model") for c in columns] == versions

@@ -252,6 +252,33 @@ def test_vouch_line_turns_real_band_into_inconclusive(dim_clips, tmp_path):
     assert again.verdict == "real" and not again.unvouched and again.p_fake == small.p_fake
 
 
+def test_small_face_does_not_accuse_without_a_measured_line(dim_clips, tmp_path):
+    """The same clip and scores through a copy of the model whose fake band covers everything:
+    a 75 px face (under the 100 px vouch line) reads "inconclusive" (unaccused, with a warning)
+    while the config records no measured accusing line, and "likely fake" once it records one
+    at 60 px. Only the verdict moves, never the score."""
+    import shutil
+
+    from conftest import shipped_model
+
+    from webapp.detection.pipeline import Detector
+
+    dst = shutil.copytree(shipped_model(), tmp_path / "m")
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg.update(real_below=0.0, clip_real_below=0.0, fake_above=0.0, clip_fake_above=0.0,
+               min_face_px={"video": 60, "image": 60}, vouch_face_px={"video": 100, "image": 150})
+    cfg.pop("small_face_fake_ok_from_px", None)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    det = Detector(dst)
+    small = det.analyze(dim_clips["far"], explain=False)
+    assert small.largest_face_px < 100 and det.fake_ok_from_px("video") == 100
+    assert small.verdict == "inconclusive" and small.unaccused and not small.unvouched
+    assert small.fake_ok_from_px == 100 and any("fake band" in w for w in small.warnings)
+    det.cfg.small_face_fake_ok_from_px = {"video": 60}  # as benchmarks.small_faces --write would
+    again = det.analyze(dim_clips["far"], explain=False)
+    assert again.verdict == "fake" and not again.unaccused and again.p_fake == small.p_fake
+
+
 def test_dim_face_large_enough_is_judged(engine, dim_clips):
     """The same dark room with the face at 130 px: a real verdict, every frame scored."""
     a = engine.analyze(dim_clips["near"])

@@ -331,6 +331,18 @@ def test_no_face_report_says_nothing_was_judged(app, client, files, detector):
     assert "Score over time" not in text and "probability of manipulation" not in text
 
 
+def test_small_face_that_may_not_accuse_reads_inconclusive_in_the_report(app, client, files, detector):
+    """A fake-band score on a face under the model's accusing line: the PDF says "Inconclusive"
+    and why (the face's size), as the page does."""
+    detector.p_fake, detector.fake_ok_from_px = 0.97, 100
+    det_id = detection_id_from(upload(client, files["clip"]))
+    wait_for_job(app, det_id)
+    _, text = read_pdf(client.get(f"/results/{det_id}/report.pdf").data)
+    text = " ".join(text.split())
+    assert "VERDICT Inconclusive" in text and "VERDICT Likely fake" not in text
+    assert "narrower than 100 px" in text and "does not accuse by itself" in text
+
+
 def test_unknown_paper_and_missing_library_are_clear_errors(client, done_clip, monkeypatch):
     bad = client.get(f"/api/v1/detections/{done_clip}/report.pdf?paper=a3")
     assert bad.status_code == 400 and bad.json["error"]["code"] == "bad_paper"

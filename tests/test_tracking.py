@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import engine_media as em
 import numpy as np
 import pytest
 
-from webapp.detection.faces import Face, _hog_boxes, detect_faces, enhance, landmarks68, make_chip
+from webapp.detection.faces import (
+    Face,
+    _hog_boxes,
+    detect_faces,
+    enhance,
+    even_out,
+    landmarks68,
+    make_chip,
+)
 from webapp.detection.media import sample_video
 from webapp.detection.tracking import ClipFaces, find_faces, link_tracks
 
@@ -185,6 +194,59 @@ def test_dim_noisy_face_confirmed_by_the_cnn_and_followed() -> None:
             if abs((box[0] + box[2]) / 2 - cx) < px / 2 and abs((box[1] + box[3]) / 2 - cy) < px / 2]
     assert near and max(near) < 0  # HOG alone would not keep it
     assert _found(find_faces(frames), truths) == (16, 16, 0)
+
+
+def _hog_near(view: np.ndarray, truth: tuple[float, float, float], upsample: int = 1) -> float:
+    """HOG's best score (down to -1) for a box centred within half a face of ``truth``."""
+    cx, cy, px = truth
+    near = [score for box, score in _hog_boxes(view, 0, upsample, -1.0)
+            if abs((box[0] + box[2]) / 2 - cx) < px / 2 and abs((box[1] + box[3]) / 2 - cy) < px / 2]
+    return max(near, default=-1.0)
+
+
+@pytest.mark.parametrize("skin", [1.0, 0.25], ids=["lighter", "darker"])
+@pytest.mark.parametrize("face_px", [110, 70])
+def test_dim_room_face_found_for_darker_and_lighter_skin(skin: float, face_px: int) -> None:
+    """A dim room (gamma 1.8, gain 0.4: grey mean about 26 of 255) with the astronaut as
+    photographed and with her skin rendered darker (``engine_media.darker_skin``): her face is
+    found in every frame and nothing else is. The finder before issue 20 (a global CLAHE copy)
+    found the darker face in none of the 16 frames, at either size, and a false face instead."""
+    frames, truths = em.scene([(face_px, 0, 900, 500)], gain=0.4, gamma=1.8, skin=skin)
+    assert _found(find_faces(frames), truths) == (16, 16, 0)
+
+
+def test_evening_out_lifts_a_dark_face_over_hogs_line() -> None:
+    """Why: in the fine pass (the 1080p frame as is), HOG scores the darker face under its line
+    (0) on a CLAHE copy of the dim room, and over it on the evened-out copy (local exposure
+    correction), at 110 and at 70 px."""
+    for px in (110, 70):
+        frames, truths = em.scene([(px, 0, 900, 500)], gain=0.4, gamma=1.8, skin=0.25)
+        truth = truths[8][0]
+        assert _hog_near(enhance(frames[8]), truth, 0) < 0.0 <= _hog_near(even_out(frames[8]), truth, 0)
+
+
+def backlit(frame: np.ndarray, cx: float, cy: float, px: float) -> np.ndarray:
+    """A bright window behind the person: the background brightened, a soft ellipse over the
+    head and shoulders (centred below the face at ``cx, cy``, ``px`` wide) left at 0.3."""
+    mask = np.zeros(frame.shape[:2], np.float32)
+    cv2.ellipse(mask, (round(cx), round(cy + 0.4 * px)), (round(1.3 * px), round(1.8 * px)), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 0.3 * px)[..., None]
+    x = frame.astype(np.float32) / 255.0
+    x = (1 - mask) * np.minimum(1.0, 1.4 * x ** 0.8) + mask * 0.3 * x
+    return (x * 255).astype(np.uint8)
+
+
+def test_backlit_darker_face_found_evened_out() -> None:
+    """A darker-skinned face in shadow before a bright window: the frame as a whole is not dark,
+    so it is first looked at as it is; the search finds the face only evened out, and from then
+    on the whole clip is looked at evened out, so the face is followed through every frame."""
+    frames, truths = em.scene([(90, 0, 900, 500)], skin=0.25)
+    frames = [backlit(f, *t[0]) for f, t in zip(frames, truths, strict=True)]
+    clip = ClipFaces(len(frames))
+    for frame in frames:
+        clip.add(frame)
+    assert not clip.dark and clip.evened
+    assert _found(clip.finish(), truths) == (16, 16, 0)
 
 
 def test_clip_faces_takes_frames_as_they_come(tmp_path: Path) -> None:

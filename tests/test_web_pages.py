@@ -227,9 +227,15 @@ def test_face_size_lines_follow_the_default_model(app, client, model_dir):
 
     from webapp.detection.result import face_lines
 
-    assert face_lines({}) == {"judged": {"video": 100, "image": 60}, "vouched": {"video": 100, "image": 60}}
+    assert face_lines({}) == {"judged": {"video": 100, "image": 60}, "vouched": {"video": 100, "image": 60},
+                              "accused": {"video": 100, "image": 60}}
     lines = face_lines({"min_face_px": {"video": 60}, "vouch_face_px": {"video": 100, "image": 40}})
-    assert lines == {"judged": {"video": 60, "image": 60}, "vouched": {"video": 100, "image": 60}}
+    assert lines == {"judged": {"video": 60, "image": 60}, "vouched": {"video": 100, "image": 60},
+                     "accused": {"video": 100, "image": 60}}
+    # A measured small-face line lowers "accused", never under the judged line nor over the vouch line.
+    lines = face_lines({"min_face_px": {"video": 60}, "vouch_face_px": {"video": 100, "image": 150},
+                        "small_face_fake_ok_from_px": {"video": 40, "image": 200}})
+    assert lines["accused"] == {"video": 60, "image": 150}
 
     page = client.get("/upload").get_data(as_text=True)
     assert "at least 100 pixels wide in a clip (60 in a photo)" in page and "never “likely real”" not in page
@@ -239,6 +245,15 @@ def test_face_size_lines_follow_the_default_model(app, client, model_dir):
     os.utime(model_dir / "config.json", (1, 1))  # a new mtime: the cached config is re-read
     page = client.get("/upload").get_data(as_text=True)
     assert "at least 60 pixels wide in a clip (60 in a photo)" in page
-    assert "Below 100 px in a clip (150 in a photo) a face can still be called “likely fake”, but never “likely real”." in page
+    assert ("Below 100 px in a clip (150 in a photo) a face is never called “likely real”, nor “likely fake” "
+            "by itself: its result reads “inconclusive”.") in page
     info = client.get("/info").get_data(as_text=True)
     assert "Faces narrower than 60 pixels in a video" in info and "narrower than 100 pixels in a video (150 in a photo)" in info
+    assert "has not been measured to keep false alarms at or under 2%" in info
+    cfg.update(small_face_fake_ok_from_px={"video": 70})  # measured for clips only
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+    os.utime(model_dir / "config.json", (2, 2))
+    page = client.get("/upload").get_data(as_text=True)
+    assert "and called “likely fake” only from 70 px (150 in a photo)" in page
+    info = client.get("/info").get_data(as_text=True)
+    assert "by themselves only from 70 pixels in a video (150 in a photo)" in info

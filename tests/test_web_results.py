@@ -54,6 +54,22 @@ def test_small_face_in_the_real_band_is_not_vouched_for(app, client, files, dete
     assert "between the" not in html
 
 
+def test_small_face_in_the_fake_band_does_not_accuse(app, client, files, detector):
+    """A fake-band score on a face under the line from which the model may accuse:
+    "Inconclusive" on the page and in the JSON, saying why (the size); the PDF: test_report."""
+    detector.p_fake, detector.fake_ok_from_px = 0.97, 100
+    det = wait_for_job(app, detection_id_from(upload(client, files["clip"])))
+    assert det.verdict == "inconclusive" and det.p_fake == 0.97
+    html = client.get(f"/results/{det.id}").get_data(as_text=True)
+    assert "Inconclusive" in html and "Likely fake" not in html
+    assert "above the 70% line where we call it likely fake" in html and "narrower than 100 px" in html
+    assert "does not accuse by" in html and "between the" not in html
+    data = json.loads(client.get(f"/results/{det.id}/result.json").get_data(as_text=True))
+    assert data["verdict"] == "inconclusive"
+    assert data["result"]["unaccused"] is True and data["result"]["fake_ok_from_px"] == 100
+    assert any("fake band" in w for w in data["result"]["warnings"])
+
+
 def test_result_page_for_no_face(app, client, files, detector):
     detector.no_face = True
     det_id = detection_id_from(upload(client, files["no_face_clip"]))

@@ -69,6 +69,8 @@ def detect_command(paths: tuple[Path, ...], as_json: bool, model: str | None) ->
                 why = f"  (face {a.largest_face_px} px: too small to judge, needs >= {a.min_face_px} px)"
             elif a.unvouched:
                 why = f"  (real band, but a face under {a.vouch_face_px} px is not vouched for)"
+            elif a.unaccused:
+                why = f"  (fake band, but a face under {a.fake_ok_from_px} px does not accuse by itself)"
             click.echo(f"{path}: {a.verdict:<12} p_fake={p} faces={a.faces_found:<3} "
                        f"{a.timings['total']:.2f}s{why}")
     if as_json:

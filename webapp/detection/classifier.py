@@ -69,6 +69,12 @@ class ModelConfig:
     # scored and can be called "likely fake", but a score in the real band reads "inconclusive":
     # small faces' fakes drift into the real band. None: same as min_face_px.
     vouch_face_px: dict[str, int] | None = None
+    # Narrowest face that may be called "likely fake" by itself, per media type: below the vouch
+    # line a face accuses only where this model was measured to call at most 2% of real faces
+    # of that size fake, on real footage held out of training (`python -m benchmarks.small_faces
+    # --write`, which also stores the per-band rates in notes["small_face_false_alarms"]).
+    # None (or a media type missing): no face under the vouch line accuses; it reads "inconclusive".
+    small_face_fake_ok_from_px: dict[str, int] | None = None
     normalisation: str = ""
     trained_on: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)

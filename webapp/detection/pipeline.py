@@ -92,6 +92,11 @@ class Detector:
         """Narrowest face this model may call "likely real" (never below :meth:`min_face_px`)."""
         return face_lines(self.config)["vouched"][media_type]
 
+    def fake_ok_from_px(self, media_type: str) -> int:
+        """Narrowest face that may call a file "likely fake" by itself: the vouch line, unless
+        the model's config records a measured lower line (``small_face_fake_ok_from_px``)."""
+        return face_lines(self.config)["accused"][media_type]
+
     # -- network calls ------------------------------------------------------------------
     def _features(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, S, S, 3) uint8 -> fmaps (N, h, w, C), pooled (N, C), frame logits (N,)."""
@@ -269,6 +274,20 @@ class Detector:
         unvouched = verdict == "real" and smallest < vouch_px
         if unvouched:  # explained by the fields (web: the verdict sentence)
             verdict = "inconclusive"
+        # The clip is judged by its most suspicious face; a face too small to vouch for may only
+        # accuse by itself where the model was measured not to call real faces that small fake.
+        accuse_px = self.fake_ok_from_px(info.media_type) * sampled.scale
+        unaccused = verdict == "fake" and not any(
+            track_px[tr.id] >= accuse_px and self.cfg.verdict(tr.p_fake, info.media_type) == "fake"
+            for tr in decisive)
+        if unaccused:
+            verdict = "inconclusive"
+            top = max(decisive, key=lambda tr: tr.p_fake)
+            warnings.append(
+                f"The most suspicious face ({round(track_px[top.id])} px wide) scored in the fake band, but "
+                f"this model may call a file \"likely fake\" on a face narrower than {round(accuse_px)} px "
+                "only where it was measured to call at most 2% of real faces that small fake, and it was "
+                "not: the verdict is inconclusive.")
         timings["classify"] = time.perf_counter() - t
         report("classify", 1.0)
 
@@ -291,7 +310,8 @@ class Detector:
         return Analysis(tracks=track_scores, frames=frame_scores, p_fake=round(p_fake, 4),
                         verdict=verdict, timings=_round(timings), chips=chip_list,
                         largest_face_px=round(max(track_px)), unvouched=unvouched,
-                        vouch_face_px=round(vouch_px), **base)
+                        vouch_face_px=round(vouch_px), unaccused=unaccused,
+                        fake_ok_from_px=round(accuse_px), **base)
 
 
 def _round(t: dict[str, float]) -> dict[str, float]:

@@ -18,16 +18,23 @@ MediaType = Literal["video", "image"]
 # the line measured for 2026.11.22-lite0 (`python -m benchmarks.faces --sizes`): its clips
 # called real faces of 80 px fake. A model may also set "vouch_face_px": between the two lines
 # a face is scored and can be called "likely fake", but never "likely real" (measured per
-# model with `python -m benchmarks.false_alarms --split val --min-face-px 40,40 ...`).
+# model with `python -m benchmarks.false_alarms --split val --min-face-px 40,40 ...`). Below the
+# vouch line a face may not call the file "likely fake" by itself either, unless the model's
+# config sets "small_face_fake_ok_from_px" (written only by a measurement on real footage:
+# `python -m benchmarks.small_faces --write`, at most 2% of real faces of that size called fake).
 MIN_JUDGED_FACE_PX = {"video": 100, "image": 60}
 
 
 def face_lines(config: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     """A model's face-size lines from its config (a ``config.json`` dict):
-    ``{"judged": {"video": px, "image": px}, "vouched": {...}}`` (vouched >= judged)."""
+    ``{"judged": {"video": px, "image": px}, "vouched": {...}, "accused": {...}}``:
+    judged <= accused <= vouched. "accused": the narrowest face that may call a file "likely
+    fake" by itself (the vouch line unless a measured ``small_face_fake_ok_from_px`` is lower)."""
     judged = {m: int((config.get("min_face_px") or {}).get(m, px)) for m, px in MIN_JUDGED_FACE_PX.items()}
     vouched = {m: max(px, int((config.get("vouch_face_px") or {}).get(m, 0))) for m, px in judged.items()}
-    return {"judged": judged, "vouched": vouched}
+    measured = config.get("small_face_fake_ok_from_px") or {}
+    accused = {m: min(vouched[m], max(px, int(measured.get(m, vouched[m])))) for m, px in judged.items()}
+    return {"judged": judged, "vouched": vouched, "accused": accused}
 
 
 @dataclass
@@ -93,7 +100,9 @@ class Analysis:
     When faces were found but all were too small to judge, the verdict is still "no_face" and
     ``largest_face_px`` (source pixels) says how big the largest was; ``min_face_px`` is the
     size a face needs to be judged. A face between ``min_face_px`` and ``vouch_face_px`` is
-    judged but never called "real" (``unvouched``).
+    judged but never called "real" (``unvouched``), and called "fake" only from
+    ``fake_ok_from_px`` (``unaccused``: the score was in the fake band, but every face that put
+    it there was narrower, so the verdict is "inconclusive").
     """
 
     path: str
@@ -115,6 +124,9 @@ class Analysis:
     #: was in the real band but a deciding face was narrower, so the verdict is "inconclusive".
     vouch_face_px: int = 0
     unvouched: bool = False
+    #: Narrowest face that may call the file "likely fake" by itself (source pixels).
+    fake_ok_from_px: int = 0
+    unaccused: bool = False
 
     @property
     def too_small(self) -> bool:

@@ -25,12 +25,12 @@ from .faces import (
     _hog_boxes,
     _model,
     _rects_cnn,
-    enhance,
+    even_out,
     needs_enhancing,
 )
 
 # Key frames are searched whole with HOG passes, (longest side or 0 = as is, upsample), on a grey
-# copy (CLAHE when the clip is dark): on one channel HOG is about 1.4x faster than on three, and
+# copy (evened out when the clip is dark): on one channel HOG is about 1.4x faster than on three, and
 # finds as many faces (landmarks are still fitted on the colour frame, as in training). The HOG
 # window is 80 px, so on a 1920x1080 frame the cheap pass (640 px copy) finds faces >= 240 px,
 # the fine pass (the frame as is) faces >= 80 px: every face large enough to judge in a clip;
@@ -62,8 +62,8 @@ TRACK_MIN_PX = 28
 # shows no face at all, the middle key frame gets the fine pass turned by them. Found boxes and
 # landmarks are turned back.
 TILTS = (20.0, -20.0)
-# A clip is looked at in grey, or on a CLAHE copy while it is dark or flat: the first frame
-# decides, and a later frame changes that only when it is clearly on the other side (by this
+# A clip is looked at in grey, or evened out (local exposure correction, ``faces.even_out``)
+# while it is dark or flat: the first frame decides, and a later frame changes that only when it is clearly on the other side (by this
 # much grey level): a clip near the line would otherwise change views frame by frame.
 DARK_HYSTERESIS = 8.0
 
@@ -188,7 +188,7 @@ def _track_line(face: Face) -> float:
 def _near(grey: np.ndarray, view: np.ndarray, face: Face) -> Face | None:
     """Re-detect ``face`` (seen in another frame) in ``view``: HOG on a crop around where it
     was, scaled so the face is about TRACK_FACE_PX wide; when that finds nothing, the crop
-    smoothed (noise in a dim frame, amplified by CLAHE, hides a weak face from HOG), then the
+    smoothed (noise in a dim frame, amplified by evening out, hides a weak face from HOG), then the
     crop turned by the tilts in TILTS (the face's own tilt first). Returns the detection nearest
     to the old centre with a similar size, landmarks fitted at full resolution, or None."""
     h, w = grey.shape[:2]
@@ -243,13 +243,15 @@ class ClipFaces:
     ``n``: how many frames will come. KEY_FRAMES of them, spread over the clip, are searched
     whole: the first with the cheap pass (large faces), the middle one with the fine pass
     (every face large enough to judge), the last with the cheap pass once a face is known,
-    else the fine one. If no key frame so far holds a face, the middle one also gets the
-    search pass (faces down to about 40 px), and if that finds none, the fine pass turned by
-    +-20 degrees. A weak detection (HOG score < SURE_SCORE) is kept only when it is a face
+    else the fine one. If no key frame so far holds a face, the middle one (and in a dark clip
+    then the last) also gets the search pass (faces down to about 40 px) on the frame evened out (local
+    exposure correction: a face in shadow or against a bright window), and if that finds none
+    in the middle frame, the fine pass turned by +-20 degrees. A face found only evened out
+    makes the whole clip looked at evened out. A weak detection (HOG score < SURE_SCORE) is kept only when it is a face
     already followed or the CNN confirms it. Every face found is followed into the next frame
     by re-detecting it in a small crop around where it was (a few milliseconds a frame instead
     of a whole-frame search), forwards as the frames come, then backwards. Frames are looked
-    at in grey, or on a CLAHE copy while the clip is dark or flat (see DARK_HYSTERESIS).
+    at in grey, or evened out while the clip is dark or flat (see DARK_HYSTERESIS).
     """
 
     def __init__(self, n: int, progress: Callable[[float], None] | None = None):
@@ -257,10 +259,11 @@ class ClipFaces:
         self.keys = sorted(set(np.linspace(0, n - 1, min(KEY_FRAMES, n)).round().astype(int).tolist()))
         self.mid = min(self.keys, key=lambda i: abs(i - (n - 1) / 2)) if n else 0
         self.greys: list[np.ndarray] = []  # what HOG looks at
-        self.views: list[np.ndarray] = []  # what landmarks are fitted on (the frame, or the CLAHE copy)
+        self.views: list[np.ndarray] = []  # what landmarks are fitted on (the frame, or the evened-out copy)
         self.per: list[list[Face]] = []
         self.ref: list[Face] = []  # the faces to look for in the next frame
         self.dark: bool | None = None
+        self.evened = False  # True once a face was found only in an evened-out frame (backlit)
 
     def add(self, frame: np.ndarray) -> None:
         """The next sampled frame, (H, W, 3) uint8 RGB."""
@@ -268,8 +271,8 @@ class ClipFaces:
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         margin = 0.0 if self.dark is None else DARK_HYSTERESIS if self.dark else -DARK_HYSTERESIS
         self.dark = needs_enhancing(grey, margin)
-        if self.dark:
-            grey = enhance(frame)
+        if self.dark or self.evened:
+            grey = even_out(grey)
             self.views.append(grey)
         else:
             self.views.append(frame)
@@ -289,10 +292,24 @@ class ClipFaces:
         known = [self.per[k] for k in self.keys if k < i]
         pass_ = fine if i == self.mid or (i > self.mid and not any(known)) else CHEAP_PASS
         faces = _sure(view, _scan(grey, view, pass_), self.ref)
-        if i == self.mid and not any([*known, faces]):
-            # No face yet: search this frame finely, then turned.
-            faces = _search(grey, view, []) or _scan_tilted(grey, view, fine)
+        if (i == self.mid or (i > self.mid and self.dark)) and not any([*known, faces]):
+            # No face yet: search this frame finely (evened out: a face in shadow, against a
+            # bright window), then, in the middle frame, turned. A dark clip's last key frame
+            # is searched too (the middle one may show a dim face turned away).
+            evened = grey if self.views[i] is grey else even_out(grey)
+            faces = _search(evened, evened, [])
+            if faces and evened is not grey:  # found only evened out: look at the clip so
+                self._even_out()
+            elif not faces and i == self.mid:
+                faces = _scan_tilted(grey, view, fine)
         return faces
+
+    def _even_out(self) -> None:
+        """Look at this clip evened out from now on, and at the frames already added too."""
+        self.evened = True
+        for k, view in enumerate(self.views):
+            if view.ndim == 3:
+                self.greys[k] = self.views[k] = even_out(self.greys[k])
 
     def _follow(self, i: int, found: list[Face]) -> list[Face]:
         """``found`` (faces seen in frame i) and the faces of ``self.ref`` seen again there."""

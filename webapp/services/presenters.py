@@ -197,6 +197,17 @@ def unvouched_sentence(p: float, result: dict[str, Any], t: dict[str, float]) ->
     )
 
 
+def unaccused_sentence(p: float, result: dict[str, Any], t: dict[str, float]) -> str:
+    """Why a score in the fake band reads "inconclusive": the face is too small to accuse."""
+    return (
+        f"The model puts the chance that a face here was manipulated at {score_pct(p, t)}, above the "
+        f"{tpct(t.get('fake_above', 0.7))} line where we call it likely fake, but the face that scored it "
+        f"is narrower than {result.get('fake_ok_from_px')} px. This model has not been shown to keep its "
+        "false alarms at or under 2% on real faces that small, so a face this small does not accuse by "
+        "itself: treat the file as unverified, not as fake. A closer or sharper copy can be judged fully."
+    )
+
+
 def build_view(
     det: Detection, result: dict[str, Any], file_url: Callable[[str], str]
 ) -> dict[str, Any]:
@@ -228,6 +239,7 @@ def build_view(
             "The model's scores on faces this small are not trustworthy (real faces drift towards "
             "\"fake\"), so there is no verdict. A closer or higher-resolution copy can be judged."
             if too_small else unvouched_sentence(det.p_fake, result, t) if result.get("unvouched")
+            else unaccused_sentence(det.p_fake, result, t) if result.get("unaccused")
             else verdict_sentence(det.verdict, det.p_fake, t)
         ),
         "score": score_pct(det.p_fake, t) if det.p_fake is not None else None,

@@ -152,10 +152,16 @@ def render_card(cfg: ModelConfig, extra: dict[str, str] | None = None) -> str:
     if cfg.min_face_px or cfg.vouch_face_px:
         from ..result import face_lines
 
-        fl = face_lines({"min_face_px": cfg.min_face_px, "vouch_face_px": cfg.vouch_face_px})
+        fl = face_lines({"min_face_px": cfg.min_face_px, "vouch_face_px": cfg.vouch_face_px,
+                         "small_face_fake_ok_from_px": cfg.small_face_fake_ok_from_px})
         lines.append(f"- Face sizes: judged from {fl['judged']['video']} px in a clip, {fl['judged']['image']} px "
                      f"in a photo; called \"likely real\" only from {fl['vouched']['video']} px in a clip, "
-                     f"{fl['vouched']['image']} px in a photo (below that a real-band score reads \"inconclusive\")")
+                     f"{fl['vouched']['image']} px in a photo (below that a real-band score reads \"inconclusive\"); "
+                     f"called \"likely fake\" by one face only from {fl['accused']['video']} px in a clip, "
+                     f"{fl['accused']['image']} px in a photo (under the vouch line only where measured on real "
+                     "footage to call at most 2% of real faces fake: `python -m benchmarks.small_faces`)")
+        if notes.get("small_face_false_alarms"):
+            lines.append(f"  - small faces: {notes['small_face_false_alarms'].get('summary', '')}")
         fs = notes.get("face_size_lines") or {}
         lines += [f"  - {k}: {fs[k]}" for k in ("rule", "video", "image") if k in fs]
     lines += [
