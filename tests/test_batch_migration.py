@@ -1,5 +1,5 @@
-"""Migrations 0003_batches and 0004_batch_models: a database from before batches (0002_owners)
-upgrades at start-up, keeps its rows, and downgrades again; on SQLite and on PostgreSQL, where
+"""Migrations 0003_batches, 0004_batch_models and 0005_source_url: a database from before
+batches (0002_owners) upgrades at start-up, keeps its rows, and downgrades again; on SQLite and on PostgreSQL, where
 deleting a detection or a batch must also do what the foreign keys say."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from webapp.models import Batch, BatchItem, Detection
 from webapp.schema import current_revision
 
 PREVIOUS = "0002_owners"
-HEAD = "0004_batch_models"
+HEAD = "0005_source_url"
 
 
 def database_at_previous_head(tmp_path, settings, monkeypatch) -> None:
@@ -50,12 +50,16 @@ def check_upgrade_and_downgrade(app) -> None:
         tables = set(inspect(db.engine).get_table_names())
         assert {"batch", "batch_item"} <= tables
         assert "models" in {c["name"] for c in inspect(db.engine).get_columns("batch")}  # 0004
+        columns = {c["name"] for c in inspect(db.engine).get_columns("detection")}
+        assert "source_url" in columns  # 0005
         assert sorted(d.filename for d in db.session.query(Detection)) == ["old-1.mp4", "old-2.mp4"]
+        assert {d.source_url for d in db.session.query(Detection)} == {None}  # uploads, not links
         db.session.remove()  # end the read: PostgreSQL's DROP TABLE waits for open readers
         flask_migrate.downgrade(revision=PREVIOUS)
         assert current_revision() == PREVIOUS
         assert not {"batch", "batch_item"} & set(inspect(db.engine).get_table_names())
-        assert db.session.query(Detection).count() == 2
+        assert "source_url" not in {c["name"] for c in inspect(db.engine).get_columns("detection")}
+        assert db.session.execute(text("SELECT count(*) FROM detection")).scalar() == 2
         db.session.remove()
         flask_migrate.upgrade()
         assert current_revision() == HEAD

@@ -121,7 +121,10 @@ def test_sign_in_upload_clip_watch_progress_read_verdict(live_server, browser, f
     assert "Check clips or photos" in browser.page_source
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(files["clip"]))
     assert "astronaut-pan.mp4" in browser.find_element(By.CSS_SELECTOR, "[data-file-label]").text
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    submit = browser.find_element(By.CSS_SELECTOR, "input[type=submit]")
+    # Below the fold with a file listed (the page scrolls smoothly, which WebDriver races).
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", submit)
+    submit.click()
     WebDriverWait(browser, 30).until(ec.url_contains("/results/"))
     WebDriverWait(browser, 30).until(
         lambda d: d.find_elements(By.ID, "job-progress") or d.find_elements(By.CSS_SELECTOR, "[data-verdict]")

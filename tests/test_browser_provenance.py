@@ -25,7 +25,10 @@ def test_signed_generated_photo_shows_its_claim_first(live_server, browser, tmp_
     )
     browser.get(f"{live_server}/upload")
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    submit = browser.find_element(By.CSS_SELECTOR, "input[type=submit]")
+    # Below the fold with a file listed and the link field (smooth scrolling races WebDriver).
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", submit)
+    submit.click()
     WebDriverWait(browser, 300).until(ec.presence_of_element_located((By.ID, "verdict-label")))
     panel = browser.find_element(By.ID, "provenance")
     verdict = browser.find_element(By.ID, "verdict-label")

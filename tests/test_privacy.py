@@ -662,7 +662,7 @@ def test_migration_keeps_every_old_row_for_the_admin(tmp_path, model_dir, detect
         assert [r[:4] for r in kept] == [(r[0], r[1], r[2], r[3]) for r in rows]
         assert [(r[4], r[5]) for r in kept] == [(r[10], r[11]) for r in rows]
         assert {r[6] for r in kept} == {LEGACY_OWNER_ID}
-        assert version == [("0004_batch_models",)]
+        assert version == [("0005_source_url",)]
         visitor = app.test_client()
         assert visitor.get(f"/results/{rows[0][0]}").status_code == 404
         assert "old-1.mp4" not in visitor.get("/history").get_data(as_text=True)

@@ -70,6 +70,16 @@ class DefaultConfig:
     #: (MAX_CONTENT_LENGTH per file). A batch counts as one upload against UPLOAD_RATE_LIMIT.
     BATCH_MAX_FILES = 20
     BATCH_MAX_BYTES = 500 * 1024 * 1024
+    # Links (the form's "Check a link" field, ``url=`` on the API): fetched by the worker with
+    # the limits above (MAX_CONTENT_LENGTH, MAX_DURATION_SECONDS). See README "Checking a link".
+    LINKS_ENABLED = True
+    #: Networks a link may point into although they are private, loopback or link-local
+    #: ("10.1.0.0/16, 127.0.0.1/32"); empty: none. Only for a site that means to fetch from
+    #: its own network (and the tests' local server).
+    LINK_ALLOWED_NETWORKS = ""
+    LINK_TIMEOUT_SECONDS = 15.0  # per connection, and per read of the server's answer
+    LINK_DOWNLOAD_SECONDS = 300.0  # the whole download of one link
+    LINK_MAX_REDIRECTS = 5
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True

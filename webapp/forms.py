@@ -7,14 +7,23 @@ engine's ``probe_media`` can open it (see :func:`webapp.services.intake.create_d
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import HiddenField, PasswordField, SelectField, StringField, SubmitField
+from flask_wtf.file import FileAllowed, FileField
+from wtforms import (
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from .config import ALLOWED_EXTENSIONS, FORMATS_MESSAGE
 
 ACCEPT_ATTR = ",".join(f".{ext}" for ext in ALLOWED_EXTENSIONS) + ",video/*,image/*"
+
+NO_INPUT_MESSAGE = "Choose a video clip or a photo to analyse, or paste a link to one."
 
 
 class UploadForm(FlaskForm):
@@ -24,12 +33,11 @@ class UploadForm(FlaskForm):
 
     file = FileField(
         "Video clips or photos",
-        validators=[
-            FileRequired("Choose a video clip or a photo to analyse."),
-            FileAllowed(ALLOWED_EXTENSIONS, FORMATS_MESSAGE),
-        ],
+        validators=[FileAllowed(ALLOWED_EXTENSIONS, FORMATS_MESSAGE)],
         render_kw={"accept": ACCEPT_ATTR, "multiple": True},
     )
+    # Links to fetch instead (or as well), one per line: services.links checks each one.
+    urls = TextAreaField("Or check a link", validators=[Length(max=50_000)], default="")
     # A registry version; checked against the registry when the upload is stored
     # (services.intake.chosen_model). Empty: the default model.
     model = StringField("Model", validators=[Length(max=80)], default="")
@@ -37,6 +45,16 @@ class UploadForm(FlaskForm):
     # list of versions, as on the API (services.intake.chosen_models). Empty: one model.
     models = StringField("Models", validators=[Length(max=400)], default="")
     submit = SubmitField("Analyse")
+
+    def validate(self, extra_validators=None) -> bool:
+        """A file or a link is required (either field may be empty, not both)."""
+        valid = super().validate(extra_validators)
+        if not (self.file.data and getattr(self.file.data, "filename", "")) and not (
+            self.urls.data or ""
+        ).strip():
+            self.file.errors = [*self.file.errors, NO_INPUT_MESSAGE]
+            return False
+        return valid
 
 
 class SignInForm(FlaskForm):

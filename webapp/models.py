@@ -39,6 +39,7 @@ VERDICT_LABELS = {
 
 STAGE_LABELS = {
     "queued": "Waiting in the queue",
+    "download": "Downloading the link",
     "load": "Loading the model",
     "decode": "Decoding frames",
     "detect": "Finding faces",
@@ -50,6 +51,12 @@ STAGE_LABELS = {
     "done": "Finished",
     "failed": "Failed",
 }
+
+
+#: ``sha256`` of a link's rows until the worker has its file: this prefix and the id of the
+#: link's first row, so the rows of one link (one per model) stay together and never match
+#: an upload's hash.
+PENDING_LINK = "link:"
 
 
 def utcnow() -> datetime:
@@ -77,6 +84,10 @@ class Detection(db.Model):
     media_type: Mapped[str] = mapped_column(String(8))  # "video" | "image"
     #: Random name of the stored upload under UPLOAD_FOLDER; None once deleted.
     upload_name: Mapped[str | None] = mapped_column(String(64))
+    #: The link the file was fetched from (``url=``), None for an upload. Until the worker
+    #: has downloaded it, ``media_type`` is "link", ``sha256`` PENDING_LINK + an id, and
+    #: ``size_bytes`` 0.
+    source_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -122,6 +133,18 @@ class Detection(db.Model):
         Index("ix_detection_sha_version", "sha256", "model_version"),
         Index("ix_detection_owner_sha", "owner_id", "sha256"),
     )
+
+    @property
+    def awaiting_download(self) -> bool:
+        """A detection from a link whose file has not been downloaded yet."""
+        return bool(self.source_url) and self.sha256.startswith(PENDING_LINK)
+
+    @property
+    def kind_label(self) -> str:
+        """"Clip", "Photo", or "Link" while the file is not downloaded yet."""
+        if self.awaiting_download:
+            return "Link"
+        return "Clip" if self.media_type == "video" else "Photo"
 
     @property
     def is_pending(self) -> bool:

@@ -30,6 +30,7 @@
     var total = form.querySelector("[data-chosen-total]");
     var clear = form.querySelector("#clear-files");
     var nameField = form.querySelector("[data-batch-only]");
+    var links = form.querySelector("textarea[name=urls]");
     var maxBytes = parseInt(form.getAttribute("data-max-bytes"), 10) || 0;
     var maxFiles = parseInt(form.getAttribute("data-batch-max-files"), 10) || 0;
     var maxTotal = parseInt(form.getAttribute("data-batch-max-bytes"), 10) || 0;
@@ -60,14 +61,19 @@
       show();
     }
 
+    function linkCount() {
+      if (!links) return 0;
+      return links.value.split("\n").filter(function (line) { return line.trim(); }).length;
+    }
+
     function problem() {
       var bytes = chosen.reduce(function (sum, file) { return sum + file.size; }, 0);
       var big = chosen.filter(function (file) { return maxBytes && file.size > maxBytes; });
       if (chosen.length === 1 && big.length) {
         return "This file is larger than the " + form.getAttribute("data-max-size") + " limit. Trim the clip or export it at a lower resolution.";
       }
-      if (maxFiles && chosen.length > maxFiles) {
-        return "You chose " + chosen.length + " files; one batch holds at most " + maxFiles + ". Remove some, or send them in several batches.";
+      if (maxFiles && chosen.length + linkCount() > maxFiles) {
+        return "You chose " + (chosen.length + linkCount()) + (linkCount() ? " files and links" : " files") + "; one batch holds at most " + maxFiles + ". Remove some, or send them in several batches.";
       }
       if (big.length) {
         return (big.length === 1 ? "One file is" : big.length + " files are") + " larger than the " + form.getAttribute("data-max-size") + " limit for one file (marked below). Remove " + (big.length === 1 ? "it" : "them") + " first.";
@@ -136,13 +142,14 @@
         total.textContent = "\u00b7 " + megabytes(bytes) + (n > 1 && maxFiles ? " of " + form.getAttribute("data-batch-max-size") + ", " + n + " of " + maxFiles + " files" : "");
         if (clear) clear.hidden = !canEdit;
       }
-      if (nameField) nameField.hidden = n < 2;
+      var items = n + linkCount();
+      if (nameField) nameField.hidden = items < 2;
       var message = problem();
       if (error) {
         error.hidden = !message;
         error.textContent = message;
       }
-      if (submit) submit.value = n > 1 ? "Analyse " + n + " files" : submitLabel;
+      if (submit) submit.value = items < 2 ? submitLabel : "Analyse " + items + (linkCount() ? " files and links" : " files");
     }
 
     if (nameField) nameField.hidden = true;
@@ -155,6 +162,7 @@
       var picked = Array.prototype.slice.call(input.files || []);
       add(picked);  // picking again adds to the list
     });
+    if (links) links.addEventListener("input", show);
     if (clear) clear.addEventListener("click", function () {
       chosen = [];
       sync();
@@ -181,7 +189,7 @@
         show();
         return;
       }
-      if (input.files && input.files.length && submit) {
+      if (((input.files && input.files.length) || linkCount()) && submit) {
         submit.disabled = true;
         submit.value = submit.getAttribute("data-busy-label") || submit.value;
         form.classList.add("is-busy");
@@ -193,6 +201,16 @@
       show();
     }
   });
+
+  // A result that just finished while its page was open (progress.js): focus the verdict,
+  // so a screen reader reads it and the keyboard starts from there.
+  var verdict = document.getElementById("verdict-label");
+  var waited = null;
+  try { waited = window.sessionStorage.getItem("faceproof-focus-verdict"); } catch (e) { /* private mode */ }
+  if (waited) {
+    try { window.sessionStorage.removeItem("faceproof-focus-verdict"); } catch (e) { /* private mode */ }
+    if (verdict && window.location.pathname.indexOf(waited) >= 0) verdict.focus();
+  }
 
   // Forms that destroy something ask first.
   document.addEventListener("submit", function (event) {

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from ..auth import api_identity
 from ..extensions import db
 from ..owners import get_visible_batch_or_404, get_visible_or_404
-from ..services import batches, compare, intake, presenters, storage
+from ..services import batches, compare, intake, links, presenters, storage
 from ..services.database import ensure_owner
 from .history import detections_query, known_model, parse_filters
 from .upload import uploads_limit
@@ -51,17 +51,37 @@ def _queued(det, reused: bool, analyses=None):
     return response
 
 
+def _field(name: str) -> str | None:
+    """A form field, or a string member of a JSON body (a link needs no multipart)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        value = data.get(name) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
+    return request.form.get(name)
+
+
 @bp.post("/detections")
 @uploads_limit
 def create_detection():
-    """One ``file`` (optional ``model``, and ``models``: ``all`` or a comma-separated list of
-    versions to judge it with as well). The answer is the detection by ``model`` (default: the
-    default model), with ``analyses``: one entry per model, that one first."""
+    """One ``file``, or one ``url`` to fetch it from (optional ``model``, and ``models``:
+    ``all`` or a comma-separated list of versions to judge it with as well). The answer is
+    the detection by ``model`` (default: the default model), with ``analyses``: one entry
+    per model, that one first. A link is fetched by the worker: its row starts queued."""
     try:
         file = intake.single_file(request.files.getlist("file"))
-        analyses = intake.create_detections(
-            file, ensure_owner(), request.form.get("model"), request.form.get("models")
-        )
+        url = _field("url")
+        if url is not None and file is not None:
+            raise intake.UploadRejected(
+                "Send a file or a url, not both, in one request.", "file_and_url"
+            )
+        if url is not None:
+            analyses = links.create_link_detections(
+                url, ensure_owner(), _field("model"), _field("models")
+            )
+        else:
+            analyses = intake.create_detections(
+                file, ensure_owner(), request.form.get("model"), request.form.get("models")
+            )
     except intake.UploadRejected as err:
         return _rejected(err)
     det, reused = analyses[0]
@@ -153,8 +173,9 @@ def list_detections():
 @bp.post("/batches")
 @uploads_limit
 def create_batch():
-    """Several ``file`` parts (optional ``model`` and ``name``): one detection per accepted
-    file; refused files are listed in the batch with their reason."""
+    """Several ``file`` parts and/or ``url`` fields (optional ``model`` and ``name``): one
+    detection per accepted file or link; refused ones are listed in the batch with their
+    reason."""
     try:
         batch = batches.create_batch(
             request.files.getlist("file"),
@@ -162,6 +183,7 @@ def create_batch():
             request.form.get("model"),
             request.form.get("name"),
             models=request.form.get("models"),
+            urls=[u.strip() for u in request.form.getlist("url") if u.strip()],
         )
     except batches.NothingAccepted as err:
         response, status = _rejected(err)

@@ -1,5 +1,5 @@
-"""The upload form: one clip or photo (then its result page), or several at once (a batch,
-then the batch's page), each checked by content and queued for analysis."""
+"""The upload form: one clip, photo or link (then its result page), or several at once (a
+batch, then the batch's page), each checked by content and queued for analysis."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from flask import (
 
 from ..extensions import limiter
 from ..forms import UploadForm
-from ..services import batches, compare, intake
+from ..services import batches, compare, intake, links
 from ..services.database import ensure_owner
 from .pages import upload_limits
 
@@ -35,23 +35,30 @@ uploads_limit = limiter.shared_limit(upload_rate_limit, scope="uploads", methods
 @uploads_limit
 def upload():
     form = UploadForm()
+    urls: list[str] = []
     if request.method == "POST":
         files = batches.present_files(request.files.getlist("file"))
-        if len(files) > 1:
-            return upload_batch(form, files)
+        urls = links.parse_urls(request.form.get("urls"))
+        if len(files) + len(urls) > 1:
+            return upload_batch(form, files, urls)
     if not form.is_submitted():  # "Upload again with <model>" links preselect the model
         form.model.data = request.args.get("model", "")[:80]
         form.models.data = intake.ALL_MODELS if request.args.get("models") == "all" else ""
     status = 200
     if form.validate_on_submit():
         try:
-            analyses = intake.create_detections(
-                form.file.data, ensure_owner(), form.model.data, form.models.data
-            )
+            if urls:  # one link and no file
+                analyses = links.create_link_detections(
+                    urls[0], ensure_owner(), form.model.data, form.models.data
+                )
+            else:
+                analyses = intake.create_detections(
+                    form.file.data, ensure_owner(), form.model.data, form.models.data
+                )
         except intake.UploadRejected as err:
             if err.code == "too_large":
                 abort(413)
-            form.file.errors = [str(err)]
+            (form.urls if urls else form.file).errors = [str(err)]
             status = err.status
         else:
             det, reused = analyses[0]
@@ -70,8 +77,9 @@ def upload():
     return render_upload(form, status)
 
 
-def upload_batch(form: UploadForm, files):
-    """Several files from the form: a batch (the CSRF token was checked before the view)."""
+def upload_batch(form: UploadForm, files, urls: list[str]):
+    """Several files or links from the form: a batch (the CSRF token was checked before the
+    view)."""
     try:
         batch = batches.create_batch(
             files,
@@ -79,6 +87,7 @@ def upload_batch(form: UploadForm, files):
             request.form.get("model"),
             request.form.get("name"),
             models=request.form.get("models"),
+            urls=urls,
         )
     except batches.NothingAccepted as err:
         form.file.errors = [str(err)]

@@ -13,6 +13,8 @@
   CSV and PDF alike;
 - ``compare``: one file judged by several models: analysing again, the side-by-side panel;
 - ``batches``: several files at once (each through intake), the batch's items, totals, export;
+- ``links``: a link's row(s), queued; ``downloads``: the worker fetching a link's file;
+  ``fetching``: the address guard and pinned HTTP client; ``video_pages``: yt-dlp behind it;
 - ``sharing``: share links of a result;
 - ``report``: the PDF report;
 - ``modelcard``: the installed models (the only way to the engine's registry), the default

@@ -24,6 +24,7 @@ from ..detection.provenance import read_provenance
 from ..extensions import db
 from ..models import Detection, utcnow
 from .database import _set_values, retry_locked
+from .downloads import download_link
 from .modelcard import model_folder
 from .presenters import PENDING, STAGE_ALIASES, iso, overall_progress
 from .storage import (
@@ -176,6 +177,10 @@ def _analyse(app: Flask, detection_id: str, claim: str) -> None:
     path = upload_path(det)
     started = time.monotonic()
     try:
+        if det.awaiting_download:  # a link: fetch its file first (services/downloads.py)
+            interval = float(app.config["PROGRESS_INTERVAL_SECONDS"])
+            path = download_link(app.config, det, _ProgressWriter(app, detection_id, interval))
+            started = time.monotonic()
         if path is None or not path.is_file():
             raise DetectionError(
                 "The uploaded file is no longer available. Please upload it again."
@@ -339,6 +344,7 @@ def _write_artefacts(
     data["detection"] = {
         "id": det_id,
         "filename": det.filename,
+        "source_url": det.source_url,
         "sha256": det.sha256,
         "size_bytes": det.size_bytes,
         "created_at": iso(det.created_at),

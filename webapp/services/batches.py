@@ -32,7 +32,7 @@ from werkzeug.datastructures import FileStorage
 from ..extensions import db
 from ..models import VERDICT_LABELS, VERDICTS, Batch, BatchItem, Detection, new_id
 from ..owners import visible
-from . import compare, intake, presenters
+from . import compare, intake, links, presenters
 from .database import is_locked_error, retry_locked
 from .formatting import human_bytes, pct
 from .intake import UploadRejected
@@ -118,14 +118,16 @@ def stream_size(file: FileStorage) -> int | None:
     return size
 
 
-def check_limits(files: list[FileStorage]) -> list[int | None]:
-    """Refuse the whole batch over the file count or total size; the size of each file."""
+def check_limits(files: list[FileStorage], links: int = 0) -> list[int | None]:
+    """Refuse the whole batch over the file count (``links`` count as files) or total
+    size; the size of each file."""
     lim = limits()
-    if not files:
+    if not files and not links:
         raise UploadRejected(NO_FILES_MESSAGE, "no_file")
-    if len(files) > lim["max_files"]:
+    if len(files) + links > lim["max_files"]:
+        sent = f"{len(files) + links} files" + (" and links" if links else "")
         raise UploadRejected(
-            f"You sent {len(files)} files; one batch holds at most {lim['max_files']}. "
+            f"You sent {sent}; one batch holds at most {lim['max_files']}. "
             "Nothing was uploaded: send them in smaller batches.",
             "too_many_files",
         )
@@ -149,6 +151,7 @@ def create_batch(
     model: str | None = None,
     name: str | None = None,
     models: str | None = None,
+    urls: list[str] | None = None,
 ) -> Batch:
     """Store each file as its own detection for ``owner_id`` (an existing Owner row), all
     analysed with ``model`` (default: the default model), and a batch naming them. ``models``
@@ -158,13 +161,14 @@ def create_batch(
     :class:`NothingAccepted` when every file was refused (nothing stored either).
     """
     files = present_files(files)
-    sizes = check_limits(files)
+    urls = list(urls or [])
+    sizes = check_limits(files, len(urls))
     versions = intake.chosen_models(models, model)
     batch = Batch(
         id=new_id(),
         owner_id=owner_id,
         name=clean_name(name),
-        file_count=len(files),
+        file_count=len(files) + len(urls),
         models=",".join(v for v in versions if v) if len(versions) > 1 else None,
     )
     _commit_new(batch)
@@ -184,7 +188,17 @@ def create_batch(
         else:
             item.detection_id, item.reused = det.id, reused
         _commit_new(item)
-    if len(refused) == len(files):
+    for position, url in enumerate(urls, start=len(files) + 1):  # links: fetched by the worker
+        item = BatchItem(batch_id=batch.id, position=position, filename=url[:255])
+        try:
+            det, reused = links.create_link_analyses(url, owner_id, versions)[0]
+        except UploadRejected as err:
+            item.error_code, item.error_message = err.code, str(err)
+            refused.append(item_error(item, err.status))
+        else:
+            item.detection_id, item.reused = det.id, reused
+        _commit_new(item)
+    if len(refused) == len(files) + len(urls):
         db.session.execute(delete(Batch).where(Batch.id == batch.id))
         db.session.commit()
         raise NothingAccepted(refused)
@@ -374,7 +388,7 @@ def item_dict(
         "filename": item.filename,
         "size_bytes": item.size_bytes,
         "reused": bool(item.reused),
-        "sha256": det.sha256 if det else None,
+        "sha256": det.sha256 if det and not det.awaiting_download else None,
         "media_type": det.media_type if det else None,
     }
     if state == "rejected":

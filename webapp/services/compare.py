@@ -206,6 +206,13 @@ def analyse_again(det: Detection, model: str | None) -> tuple[Detection, bool]:
     existing = find_existing(det.sha256, version, det.owner_id)
     if existing is not None:
         return existing, True
+    if det.awaiting_download:
+        raise UploadRejected(
+            "This link's file is still being downloaded: ask for another model once it is in, "
+            "or send the link again with that model.",
+            "link_not_fetched",
+            409,
+        )
     sources = stored_uploads(det)
     part = storage.upload_folder() / f"{new_id()}.part"
     try:

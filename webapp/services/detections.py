@@ -6,6 +6,10 @@ the file under the upload folder (any name: it is moved into place) and says wha
 it (a :class:`StoredFile`); :func:`create_for_stored_file` makes one row per model version, each
 with its own name for the file and its own result folder and thumbnail, inserts them under
 the per-owner dedup lock (identical files make one row per model), then queues the jobs.
+
+A link is the one intake whose file is not here yet: :func:`create_for_link` makes its rows
+(the same queued rows, written and queued the same way) and the worker, once it has fetched
+the file, writes the file's facts into them with :meth:`StoredFile.columns`, as here.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,12 @@ from typing import Any
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Detection, new_id, utcnow
+from ..models import PENDING_LINK, Detection, new_id, utcnow
 from .database import BUSY_MESSAGE, dedup_lock, is_locked_error, retry_locked
 from .jobs import runner
-from .storage import (
+from .storage import (  # StoredFile: part of this module's interface
     STORAGE_MESSAGE,
+    StoredFile,
     is_storage_error,
     link_or_copy,
     make_thumbnail,
@@ -49,41 +53,6 @@ class UploadRejected(Exception):
 def storage_rejection() -> UploadRejected:
     """The storage is full or not writable (507); nothing was kept."""
     return UploadRejected(STORAGE_MESSAGE, "storage_error", 507)
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """A file under the upload folder that no detection owns yet, and what is known of it.
-
-    ``path`` is moved to the first new detection's name (or removed when none is made);
-    ``suffix`` (".mp4") is the extension its copies get; ``thumbnail``, when given and
-    present, is copied instead of drawing a new one (the file's other analyses have one).
-    """
-
-    path: Path
-    filename: str
-    suffix: str
-    sha256: str
-    size_bytes: int
-    media_type: str
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    fps: float | None = None
-    frame_count: int | None = None
-    thumbnail: Path | None = None
-
-    @classmethod
-    def probed(cls, path: Path, filename: str, suffix: str, sha256: str, size: int, info: Any):
-        """A new upload, described by the engine's probe (``MediaInfo``)."""
-        return cls(path, filename, suffix, sha256, size, info.media_type, info.width,
-                   info.height, info.duration, info.fps, info.frame_count)
-
-    @classmethod
-    def copy_of(cls, det: Detection, path: Path, suffix: str, thumbnail: Path | None = None):
-        """Another copy of ``det``'s file (same bytes, same facts)."""
-        return cls(path, det.filename, suffix, det.sha256, det.size_bytes, det.media_type,
-                   det.width, det.height, det.duration, det.fps, det.frame_count, thumbnail)
 
 
 def find_existing(sha256: str, model_version: str | None, owner_id: str) -> Detection | None:
@@ -173,36 +142,79 @@ def create_for_stored_file(
         file.path.unlink(missing_ok=True)
         for path in written:
             _remove(path)
-        if is_storage_error(err):
-            log.error("File refused: storage full or not writable (%s)", err)
-            raise storage_rejection() from err
-        if is_locked_error(err):
-            log.error("File refused: database still locked after retries (%s)", err)
-            raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
+        _raise_refusal(err)
         raise
-    for det in new.values():  # dict order: the versions' order, the file's own model first
+    _queue(list(new.values()))  # dict order: the versions' order, the file's own model first
+    return [(found[v], True) if v in found else (new[v], False) for v in versions]
+
+
+def create_for_link(
+    url: str, filename: str, owner_id: str, versions: list[str | None]
+) -> list[tuple[Detection, bool]]:
+    """Queue the analysis of the file at ``url`` (checked by the caller) by each model
+    version, for ``owner_id``: one row per version, awaiting the worker's download (each
+    fetches its own copy; ``filename`` is shown until then). Nothing is reused: the bytes
+    are not known yet. Returns ``(detection, False)`` per version, in that order. Raises
+    :class:`UploadRejected` as :func:`create_for_stored_file` does; nothing is left behind.
+    """
+    versions = list(dict.fromkeys(versions))
+    created = utcnow()
+    ids = [new_id() for _ in versions]
+    waiting = {  # what a row says until its file is in (Detection.awaiting_download)
+        "filename": filename,
+        "source_url": url,
+        "sha256": PENDING_LINK + ids[0],  # the link's rows together until the file is in
+        "size_bytes": 0,
+        "media_type": "link",
+        "upload_name": None,
+    }
+    rows = [
+        _queued(ids[i], waiting, owner_id, version, created + timedelta(microseconds=i))
+        for i, version in enumerate(versions)
+    ]
+    try:
+        retry_locked(lambda: _insert(*rows))
+    except BaseException as err:
+        db.session.rollback()
+        _raise_refusal(err)
+        raise
+    _queue(rows)
+    return [(det, False) for det in rows]
+
+
+def _raise_refusal(err: BaseException) -> None:
+    """Raise the :class:`UploadRejected` a failed write is told as (storage full 507,
+    database busy 503); return for any other error, which the caller re-raises."""
+    if is_storage_error(err):
+        log.error("File refused: storage full or not writable (%s)", err)
+        raise storage_rejection() from err
+    if is_locked_error(err):
+        log.error("File refused: database still locked after retries (%s)", err)
+        raise UploadRejected(BUSY_MESSAGE, "busy", 503) from err
+
+
+def _queue(dets: list[Detection]) -> None:
+    """Submit the jobs of written rows, in order, to this process's queue."""
+    for det in dets:
         try:
             runner().submit(det.id)
         except RuntimeError:  # the process is shutting down: the next start-up runs the job
             log.warning("Job queue closed; detection %s will run after the restart", det.id)
-    return [(found[v], True) if v in found else (new[v], False) for v in versions]
 
 
 def _row(det_id: str, upload_name: str, file: StoredFile, owner_id: str,
          version: str | None, created_at: Any) -> Detection:
     """A queued detection of ``file`` by ``version``, held by this process's queue."""
+    return _queued(det_id, file.columns(upload_name), owner_id, version, created_at)
+
+
+def _queued(det_id: str, columns: dict[str, Any], owner_id: str, version: str | None,
+            created_at: Any) -> Detection:
+    """A queued detection (of a file described by ``columns``), held by this process's
+    queue: every intake's rows start so."""
     return Detection(
         id=det_id,
-        filename=file.filename,
-        sha256=file.sha256,
-        size_bytes=file.size_bytes,
-        media_type=file.media_type,
-        upload_name=upload_name,
-        width=file.width,
-        height=file.height,
-        duration=file.duration,
-        fps=file.fps,
-        frame_count=file.frame_count,
+        **columns,
         model_version=version,
         status="queued",
         stage="queued",

@@ -38,6 +38,7 @@ PENDING = ("queued", "running")
 #: engine reports (stage, fraction within that stage); face detection is the slow part.
 STAGE_SPAN = {
     "queued": (0.0, 0.0),
+    "download": (0.0, 1.0),  # a link's file; the analysis's own stages then start again
     "load": (0.0, 0.03),
     "decode": (0.03, 0.20),
     "detect": (0.20, 0.60),
@@ -94,8 +95,10 @@ def summary_dict(det: Detection) -> dict[str, Any]:
     return {
         **status_dict(det),
         "filename": det.filename,
-        "sha256": det.sha256,
-        "size_bytes": det.size_bytes,
+        "source_url": det.source_url,
+        # A link not fetched yet has no bytes to describe (its media_type is "link").
+        "sha256": None if det.awaiting_download else det.sha256,
+        "size_bytes": None if det.awaiting_download else det.size_bytes,
         "media_type": det.media_type,
         "created_at": iso(det.created_at),
         "started_at": iso(det.started_at),

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..models import Detection, as_utc, utcnow
+from ..models import PENDING_LINK, Detection, as_utc, utcnow
 from .database import _execute_commit, retry_locked
 from .presenters import PENDING
 from .storage import _listdir, results_folder, upload_folder
@@ -122,9 +122,11 @@ def recover_jobs(me: Queue) -> dict[str, int]:
             Detection.upload_name,
             Detection.attempts,
             Detection.created_at,
+            Detection.source_url,
+            Detection.sha256,
         ).where(Detection.status.in_(PENDING))
     ).all()
-    for det_id, owner, upload_name, attempts, created_at in rows:
+    for det_id, owner, upload_name, attempts, created_at, source_url, sha256 in rows:
         if _holder_alive(owner, created_at):
             continue
         same_owner = Detection.owner.is_(None) if owner is None else Detection.owner == owner
@@ -132,6 +134,7 @@ def recover_jobs(me: Queue) -> dict[str, int]:
             Detection.id == det_id, same_owner, Detection.status.in_(PENDING)
         )
         exists = bool(upload_name) and (upload_folder() / upload_name).is_file()
+        exists = exists or bool(source_url and sha256.startswith(PENDING_LINK))  # fetch again
         if exists and (attempts or 0) < max_attempts:
             res = retry_locked(
                 lambda cas=cas: _execute_commit(

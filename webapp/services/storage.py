@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,65 @@ log = logging.getLogger(__name__)
 
 
 THUMB_SIZE = (480, 480)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file under the upload folder that no detection owns yet, and what is known of it:
+    ``detections.create_for_stored_file`` makes its rows, and the worker fills a link's row
+    from one once it has fetched the file (``downloads``), with :meth:`columns` both.
+
+    ``path`` is moved to the first new detection's name (or removed when none is made);
+    ``suffix`` (".mp4") is the extension its copies get; ``thumbnail``, when given and
+    present, is copied instead of drawing a new one (the file's other analyses have one);
+    ``source_url``: the link the file was fetched from, if it was.
+    """
+
+    path: Path
+    filename: str
+    suffix: str
+    sha256: str
+    size_bytes: int
+    media_type: str
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    thumbnail: Path | None = None
+    source_url: str | None = None
+
+    @classmethod
+    def probed(cls, path: Path, filename: str, suffix: str, sha256: str, size: int, info: Any,
+               source_url: str | None = None):
+        """A new upload (or a link's fetched file), described by the engine's probe
+        (``MediaInfo``)."""
+        return cls(path, filename, suffix, sha256, size, info.media_type, info.width,
+                   info.height, info.duration, info.fps, info.frame_count,
+                   source_url=source_url)
+
+    @classmethod
+    def copy_of(cls, det: Detection, path: Path, suffix: str, thumbnail: Path | None = None):
+        """Another copy of ``det``'s file (same bytes, same facts, the same link if any)."""
+        return cls(path, det.filename, suffix, det.sha256, det.size_bytes, det.media_type,
+                   det.width, det.height, det.duration, det.fps, det.frame_count, thumbnail,
+                   det.source_url)
+
+    def columns(self, upload_name: str) -> dict[str, Any]:
+        """What a detection's row says of this file, stored as ``upload_name``."""
+        return {
+            "filename": self.filename,
+            "source_url": self.source_url,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "media_type": self.media_type,
+            "upload_name": upload_name,
+            "width": self.width,
+            "height": self.height,
+            "duration": self.duration,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+        }
 
 
 #: OS errors that mean "the disk is full or the instance folder is not writable".
