@@ -176,12 +176,12 @@ def main() -> None:
     from webapp.detection.classifier import ModelConfig
     from webapp.detection.training import bank as B
     from webapp.detection.training import trust_report as tr
-    from webapp.detection.training.footage import clip_records, footage_items
+    from webapp.detection.training.footage import clip_audits, footage_items
     from webapp.detection.training.heads import fit_heads, shipped_heads
     from webapp.detection.training.kfold import fixed_scores, fold_numbers, oof, units_of
 
     items = footage_items(DATA)
-    audit = {it.key: rec.audit for it, rec in zip(items, clip_records(items).values(), strict=True)}
+    audit = clip_audits(items)
     out: dict = {}
     shipped = args.shipped if args.shipped is not None else [Path("model/2026.11.22-lite0"), Path("model/2026.11.23-lite0")]
     for model_dir in shipped:

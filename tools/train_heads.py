@@ -60,7 +60,7 @@ def main() -> None:
     from webapp.detection.training import bank as B
     from webapp.detection.training import trust_report as tr
     from webapp.detection.training.card import write_card
-    from webapp.detection.training.footage import clip_records, footage_items
+    from webapp.detection.training.footage import clip_audits, footage_items
     from webapp.detection.training.heads import fit_heads
     from webapp.detection.training.kfold import fixed_scores, fold_numbers, oof, units_of
 
@@ -74,7 +74,7 @@ def main() -> None:
     folds = fold_numbers(foldable, scored, args.k)
     v = tr.cross_validated_verdicts(scored, p, folds)  # the honest false-alarm rates
     items = footage_items(DATA)
-    audit = {it.key: rec.audit for it, rec in zip(items, clip_records(items).values(), strict=True)}
+    audit = clip_audits(items)
     trust = report(f"{args.out.name} out of fold", scored, p, v, audit)
 
     train = [s for s in foldable if s.view in views] + bank["crops_train"]

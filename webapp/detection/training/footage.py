@@ -270,3 +270,8 @@ def clip_records(items: Iterable[FootageItem], n_frames: int = 16, size: int = 2
             if n % 25 == 0:
                 log.info("footage: %d/%d clips", n, len(items))
     return out
+
+
+def clip_audits(items: Iterable[FootageItem]) -> dict[str, dict[str, float]]:
+    """The shortcut-audit measurements (:data:`AUDIT_KEYS`) of every clip, by key (cached)."""
+    return {key: rec.audit for key, rec in clip_records(items).items()}

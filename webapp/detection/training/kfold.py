@@ -73,6 +73,21 @@ def item_scores(seqs: Sequence[Seq], logits: np.ndarray, min_face_px: dict[str, 
     return out
 
 
+#: The engine's default judged line (a track narrower than this is not scored) and the views
+#: that are scored out of fold (the rest only train).
+MIN_FACE_PX = {"video": 60, "image": 60}
+SCORED_VIEWS = ("clean", "crop_all")
+
+
+def deal(foldable: Sequence[Seq], k: int = 5, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """(unit of every sequence, its fold): units of the scored views dealt to k folds
+    (:func:`.footage.grouped_folds`); views and self-made fakes follow their unit."""
+    units = units_of(foldable)
+    clean = [i for i, s in enumerate(foldable) if s.view in SCORED_VIEWS]
+    fold_of_unit = dict(zip((units[i] for i in clean), grouped_folds([units[i] for i in clean], k, seed), strict=True))
+    return units, np.array([fold_of_unit.get(u, -1) for u in units])
+
+
 def oof(cfg, foldable: Sequence[Seq], always: Sequence[Seq], *, k: int = 5, seed: int = 0,
         min_face_px: dict[str, int] | None = None, views: Sequence[str] = ("clean", "quality", "selfmade", "crop_all"),
         **fit_kw) -> tuple[list[Scored], list[int]]:
@@ -80,11 +95,9 @@ def oof(cfg, foldable: Sequence[Seq], always: Sequence[Seq], *, k: int = 5, seed
 
     ``views``: which of ``foldable``'s views train (ablations leave "quality" or "selfmade" out).
     Returns the scored items and, per fold, how many training sequences it had."""
-    min_face_px = min_face_px or {"video": 60, "image": 60}
-    units = units_of(foldable)
-    clean = [i for i, s in enumerate(foldable) if s.view in ("clean", "crop_all")]
-    fold_of_unit = dict(zip((units[i] for i in clean), grouped_folds([units[i] for i in clean], k, seed), strict=True))
-    folds = np.array([fold_of_unit.get(u, -1) for u in units])
+    min_face_px = min_face_px or MIN_FACE_PX
+    units, folds = deal(foldable, k, seed)
+    clean = [i for i, s in enumerate(foldable) if s.view in SCORED_VIEWS]
     scored: list[Scored] = []
     sizes = []
     for f in range(k):
@@ -101,13 +114,11 @@ def oof(cfg, foldable: Sequence[Seq], always: Sequence[Seq], *, k: int = 5, seed
 
 def fixed_scores(heads: Heads, seqs: Sequence[Seq], min_face_px: dict[str, int] | None = None) -> list[Scored]:
     """Scores of one fitted model (no folds): the in-domain test crops, or a shipped model."""
-    return item_scores(seqs, heads.track_logits(seqs), min_face_px or {"video": 60, "image": 60})
+    return item_scores(seqs, heads.track_logits(seqs), min_face_px or MIN_FACE_PX)
 
 
 def fold_numbers(foldable: Sequence[Seq], scored: Sequence[Scored], k: int = 5, seed: int = 0) -> list[int]:
-    """The fold each item of :func:`oof` was scored in (the same deal of units to folds)."""
-    units = units_of(foldable)
-    clean = [i for i, s in enumerate(foldable) if s.view in ("clean", "crop_all")]
-    fold_of_unit = dict(zip((units[i] for i in clean), grouped_folds([units[i] for i in clean], k, seed), strict=True))
-    unit_of_key = {foldable[i].key: units[i] for i in clean}
-    return [fold_of_unit[unit_of_key[s.key]] for s in scored]
+    """The fold each item of :func:`oof` was scored in (the same :func:`deal`)."""
+    _, folds = deal(foldable, k, seed)
+    fold_of_key = {s.key: int(f) for s, f in zip(foldable, folds, strict=True) if s.view in SCORED_VIEWS}
+    return [fold_of_key[s.key] for s in scored]
