@@ -558,3 +558,22 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def chip() -> np.ndarray:
+    """The astronaut's face, cut by the engine's chip function: (224, 224, 3) uint8 RGB."""
+    import engine_media as em
+
+    from webapp.detection.faces import detect_faces, make_chip
+
+    face = max(detect_faces(em.astronaut()), key=lambda f: f.score)
+    return make_chip(em.astronaut(), face, 224, 0.2)
+
+
+@pytest.fixture(scope="session")
+def lm(chip: np.ndarray) -> np.ndarray:
+    """The 68 dlib landmarks of :func:`chip`, (68, 2) float32 in chip pixels."""
+    from webapp.detection.faces import landmarks68
+
+    return landmarks68(chip)

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import engine_media as em
 import numpy as np
 import pytest
 
-from webapp.detection.faces import detect_faces, landmarks68, make_chip
 from webapp.detection.training import augment as aug
 from webapp.detection.training.augment import BlendParams, face_mask, self_blend
 
 SIZE = 224
-
-
-@pytest.fixture(scope="module")
-def chip() -> np.ndarray:
-    face = max(detect_faces(em.astronaut()), key=lambda f: f.score)
-    return make_chip(em.astronaut(), face, SIZE, 0.2)
-
-
-@pytest.fixture(scope="module")
-def lm(chip: np.ndarray) -> np.ndarray:
-    return landmarks68(chip)
 
 
 def _params(**kw) -> BlendParams:

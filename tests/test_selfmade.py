@@ -3,25 +3,13 @@ face cut with the engine's chip function. No TensorFlow."""
 
 from __future__ import annotations
 
-import engine_media as em
 import numpy as np
 import pytest
 
-from webapp.detection.faces import detect_faces, landmarks68, make_chip
+from webapp.detection.faces import landmarks68
 from webapp.detection.training import selfmade as sm
 
 SIZE = 224
-
-
-@pytest.fixture(scope="module")
-def chip() -> np.ndarray:
-    face = max(detect_faces(em.astronaut()), key=lambda f: f.score)
-    return make_chip(em.astronaut(), face, SIZE, 0.2)
-
-
-@pytest.fixture(scope="module")
-def lm(chip: np.ndarray) -> np.ndarray:
-    return landmarks68(chip)
 
 
 @pytest.fixture(scope="module")
