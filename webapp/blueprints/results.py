@@ -108,46 +108,38 @@ def send_artefact(det: Detection, name: str) -> Response:
     return response
 
 
-@bp.get("/<detection_id>/result.json")
-def download_json(detection_id: str):
+def _owned_result(detection_id: str) -> tuple[Detection, dict[str, Any]]:
+    """The asker's detection and its stored result, or 404 (not theirs, or no result yet)."""
     det = get_or_404(detection_id)
     result = storage.load_result(det)
     if result is None:
         abort(404)
+    return det, result
+
+
+def _attachment(body: str, mimetype: str, filename: str) -> Response:
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/<detection_id>/result.json")
+def download_json(detection_id: str):
+    det, result = _owned_result(detection_id)
     body = json.dumps(
         {**presenters.summary_dict(det), "result": presenters.result_with_urls(det, result)}, indent=2
     )
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="detection-{det.id}.json"'},
-    )
+    return _attachment(body, "application/json", f"detection-{det.id}.json")
 
 
 @bp.get("/<detection_id>/frames.csv")
 def download_csv(detection_id: str):
-    det = get_or_404(detection_id)
-    result = storage.load_result(det)
-    if result is None:
-        abort(404)
-    return Response(
-        presenters.frames_csv(det, result),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="detection-{det.id}-frames.csv"'},
-    )
+    det, result = _owned_result(detection_id)
+    return _attachment(presenters.frames_csv(det, result), "text/csv", f"detection-{det.id}-frames.csv")
 
 
 @bp.get("/<detection_id>/provenance.csv")
 def download_provenance_csv(detection_id: str):
-    det = get_or_404(detection_id)
-    result = storage.load_result(det)
-    if result is None:
-        abort(404)
-    return Response(
-        provenance_csv(result),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="detection-{det.id}-provenance.csv"'},
-    )
+    det, result = _owned_result(detection_id)
+    return _attachment(provenance_csv(result), "text/csv", f"detection-{det.id}-provenance.csv")
 
 
 @bp.post("/<detection_id>/delete")

@@ -22,6 +22,8 @@ import csv
 import io
 import os
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from flask import current_app, url_for
@@ -180,29 +182,28 @@ def create_batch(
             filename=intake.clean_filename(file.filename) or "upload",
             size_bytes=size,
         )
-        try:
-            det, reused = intake.create_analyses(file, owner_id, versions)[0]
-        except UploadRejected as err:
-            item.error_code, item.error_message = err.code, str(err)
-            refused.append(item_error(item, err.status))
-        else:
-            item.detection_id, item.reused = det.id, reused
-        _commit_new(item)
+        _add_item(item, partial(intake.create_analyses, file, owner_id, versions), refused)
     for position, url in enumerate(urls, start=len(files) + 1):  # links: fetched by the worker
         item = BatchItem(batch_id=batch.id, position=position, filename=url[:255])
-        try:
-            det, reused = links.create_link_analyses(url, owner_id, versions)[0]
-        except UploadRejected as err:
-            item.error_code, item.error_message = err.code, str(err)
-            refused.append(item_error(item, err.status))
-        else:
-            item.detection_id, item.reused = det.id, reused
-        _commit_new(item)
+        _add_item(item, partial(links.create_link_analyses, url, owner_id, versions), refused)
     if len(refused) == len(files) + len(urls):
         db.session.execute(delete(Batch).where(Batch.id == batch.id))
         db.session.commit()
         raise NothingAccepted(refused)
     return batch
+
+
+def _add_item(item: BatchItem, create: Callable[[], list], refused: list[dict[str, Any]]) -> None:
+    """Store a batch row: its detection from ``create()`` (the first model's), or why it was
+    refused (then also listed in ``refused``)."""
+    try:
+        det, reused = create()[0]
+    except UploadRejected as err:
+        item.error_code, item.error_message = err.code, str(err)
+        refused.append(item_error(item, err.status))
+    else:
+        item.detection_id, item.reused = det.id, reused
+    _commit_new(item)
 
 
 def _commit_new(row: Batch | BatchItem) -> None:
